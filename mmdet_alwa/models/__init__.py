@@ -1,0 +1,1 @@
+from . import losses, roi_heads, selfsup  # noqa: F401

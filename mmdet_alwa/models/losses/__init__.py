@@ -1,0 +1,2 @@
+
+from . import ntxent_loss  # noqa: F401

@@ -1,0 +1,135 @@
+"""NT-Xent, the normalised temperature-scaled cross-entropy loss of SimCLR.
+
+References:
+    Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive
+    Learning of Visual Representations", ICML 2020 (SimCLR), Eq. 1 and Alg. 1.
+    Paper 001 of this project (/work/shared/papers/001_*.txt), Sec. 2.3:
+    SimCLR on remote-sensing images with tau = 0.5.
+
+For a batch of k images with two views each (2k projections z), the loss of
+the positive pair (i, j) is::
+
+    l(i, j) = -log( exp(sim(z_i, z_j) / tau)
+                    / sum_{t=1..2k, t != i} exp(sim(z_i, z_t) / tau) )
+
+with sim the cosine similarity, and the batch loss is the mean of l over all
+2k ordered positive pairs, i.e. l(i, j) and l(j, i) for each image.
+
+Under DDP the negatives of every rank are gathered (``gather_with_grad``):
+each rank scores its own 2n anchors against all 2nW projections, so the mean
+of the rank losses equals the loss of one process on the concatenated batch,
+and DDP's gradient averaging gives that process's gradients.
+"""
+from typing import List, Tuple
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor, nn
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather in forward; all_reduce(SUM) of the gradient in backward.
+
+    Every rank's loss depends on every rank's projections, so the gradient of
+    this rank's slice is the sum over ranks of the gradients flowing into it.
+    Returning only the local ``grad[rank]`` (the old GatherLayer pattern of
+    mmpretrain / lightly before issue #1528) drops the terms coming from the
+    other ranks' losses.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, sizes: List[int]) -> Tensor:
+        # all_gather needs equal shapes: pad to the largest rank batch
+        padded = x.new_zeros((max(sizes), ) + x.shape[1:])
+        padded[:x.shape[0]] = x
+        out = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(out, padded)
+        ctx.sizes, ctx.rank = sizes, dist.get_rank()
+        return torch.cat([o[:s] for o, s in zip(out, sizes)])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tuple[Tensor, None]:
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        start = sum(ctx.sizes[:ctx.rank])
+        return grad[start:start + ctx.sizes[ctx.rank]], None
+
+
+def gather_with_grad(x: Tensor) -> Tuple[Tensor, int]:
+    """Concatenate ``x`` of shape (N_r, ...) over all ranks, differentiably.
+
+    Returns:
+        ``(all_x, offset)``: ``all_x`` of shape (sum_r N_r, ...) in rank order
+        and the row at which this rank's ``x`` starts in it. Without a process
+        group of more than one rank: ``(x, 0)``.
+    """
+    if not (dist.is_available() and dist.is_initialized()
+            and dist.get_world_size() > 1):
+        return x, 0
+    sizes = [torch.zeros(1, dtype=torch.long, device=x.device)
+             for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
+    sizes = [int(s) for s in sizes]
+    return _GatherWithGrad.apply(x.contiguous(), sizes), \
+        sum(sizes[:dist.get_rank()])
+
+
+@MODELS.register_module()
+class NTXentLoss(nn.Module):
+    """NT-Xent loss of SimCLR (see the module docstring for the equation).
+
+    Args:
+        temperature (float): tau > 0; paper 001 uses 0.5.
+        loss_weight (float): factor on the loss, >= 0.
+        gather_distributed (bool): under DDP, use the projections of all
+            ranks as negatives (gradients sum-reduced across ranks).
+
+    Shapes:
+        z1, z2: (n, D) projections of the first and second view of the same
+        n images (row i of z1 and row i of z2 form a positive pair).
+        Output: scalar, the mean of l over the 2n local anchors (the global
+        2nW anchors when the rank losses are averaged, as DDP does).
+    """
+
+    def __init__(self,
+                 temperature: float = 0.5,
+                 loss_weight: float = 1.0,
+                 gather_distributed: bool = True) -> None:
+        super().__init__()
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(
+                f'temperature must be a number > 0, got {temperature!r}')
+        if not isinstance(loss_weight, (int, float)) or not loss_weight >= 0:
+            raise ValueError(
+                f'loss_weight must be a number >= 0, got {loss_weight!r}')
+        self.temperature = float(temperature)
+        self.loss_weight = float(loss_weight)
+        self.gather_distributed = bool(gather_distributed)
+
+    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+        if z1.dim() != 2 or z1.shape != z2.shape or z1.shape[0] == 0:
+            raise ValueError('z1 and z2 must both be non-empty (n, D) '
+                             f'tensors, got {tuple(z1.shape)} and '
+                             f'{tuple(z2.shape)}')
+        n = z1.shape[0]
+        z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+        if self.gather_distributed:
+            both, offset = gather_with_grad(torch.cat([z1, z2], dim=1))
+            k1, k2 = both.chunk(2, dim=1)
+        else:
+            (k1, k2), offset = (z1, z2), 0
+        total = k1.shape[0]
+        anchors = torch.cat([z1, z2])  # (2n, D)
+        keys = torch.cat([k1, k2])  # (2N, D), N = images on all ranks
+        logits = anchors @ keys.t() / self.temperature  # (2n, 2N)
+        rows = torch.arange(n, device=z1.device)
+        own = torch.cat([rows + offset, rows + offset + total])
+        positive = torch.cat([rows + offset + total, rows + offset])
+        # t != i in the denominator: drop each anchor's similarity to itself
+        self_mask = torch.zeros_like(logits, dtype=torch.bool)
+        self_mask[torch.arange(2 * n, device=z1.device), own] = True
+        logits = logits.masked_fill(self_mask, float('-inf'))
+        loss = F.cross_entropy(logits, positive)
+        return self.loss_weight * loss

@@ -1,0 +1,7 @@
+from .box_shape import (FEATURE_NAMES, box_shape_features, feature_ranges,
+                        load_box_clusters, minmax_normalize, nearest_centroid)
+
+__all__ = [
+    'FEATURE_NAMES', 'box_shape_features', 'feature_ranges',
+    'load_box_clusters', 'minmax_normalize', 'nearest_centroid'
+]

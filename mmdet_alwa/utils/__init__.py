@@ -1,0 +1,5 @@
+from .data_check import check_dataset_paths, missing_dataset_paths
+from .dist_utils import setup_cpu_distributed
+
+__all__ = ['check_dataset_paths', 'missing_dataset_paths',
+           'setup_cpu_distributed']

@@ -1,0 +1,226 @@
+"""Shared test harness: tiny real mmdet runs on generated data.
+
+``tiny_cfg`` turns any detector config of ours into one that trains in about
+a second per iteration on a CPU: ResNet-18 with 1/4 of the widths, small FPN
+and heads, 96x64 images, an iteration-based loop, no pretrained weights. The
+architecture (detector type, heads, losses, custom hooks) is left as the
+config defines it, so the tests exercise the real code paths.
+"""
+import os
+import os.path as osp
+import pickle
+import socket
+import tempfile
+import traceback
+from typing import Any, Callable, List, Optional
+
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from mmengine.config import Config, ConfigDict
+
+from mmdet_alwa.datasets.demo_data import DEMO_CLASSES, generate_demo_dataset
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY_IMG = (96, 64)
+TINY_WIDTH = 16          # ResNet base channels (64 in the real model)
+TINY_FPN = 32            # FPN/head channels (256 in the real model)
+
+
+def make_tiny_data(root: str, num_train: int = 8, num_val: int = 4,
+                   seed: int = 0) -> str:
+    """Generate a tiny COCO-format dataset under ``root`` and return it."""
+    generate_demo_dataset(root, num_train=num_train, num_val=num_val,
+                          img_size=TINY_IMG, seed=seed)
+    return root
+
+
+def config_path(rel: str) -> str:
+    return rel if osp.isabs(rel) else osp.join(REPO_ROOT, rel)
+
+
+def _shrink_model(model: ConfigDict) -> None:
+    num_classes = len(DEMO_CLASSES)
+    backbone = model.get('backbone')
+    if backbone is not None and backbone.get('type') == 'ResNet':
+        backbone.update(depth=18, base_channels=TINY_WIDTH, init_cfg=None,
+                        frozen_stages=-1)
+        neck = model.get('neck')
+        if neck is not None and neck.get('type') == 'FPN':
+            neck.in_channels = [TINY_WIDTH * 2**i for i in range(4)]
+            neck.out_channels = TINY_FPN
+    rpn = model.get('rpn_head')
+    if rpn is not None:
+        rpn.update(in_channels=TINY_FPN, feat_channels=TINY_FPN)
+    roi = model.get('roi_head')
+    if roi is not None:
+        roi.bbox_roi_extractor.out_channels = TINY_FPN
+        roi.bbox_head.update(in_channels=TINY_FPN, fc_out_channels=64,
+                             num_classes=num_classes)
+    head = model.get('bbox_head')
+    if head is not None:
+        head.update(in_channels=TINY_FPN, num_classes=num_classes)
+        if 'feat_channels' in head:
+            head.update(feat_channels=TINY_FPN)
+        if 'stacked_convs' in head:
+            head.update(stacked_convs=1)
+    train_cfg = model.get('train_cfg') or {}
+    if 'rcnn' in train_cfg:
+        train_cfg.rcnn.sampler.num = 64
+    test_cfg = model.get('test_cfg') or {}
+    if 'rpn' in test_cfg:
+        test_cfg.rpn.update(nms_pre=200, max_per_img=100)
+    # an untrained model must still produce boxes for the evaluator to score
+    for key in ('rcnn', None):
+        sub = test_cfg.get(key) if key else test_cfg
+        if sub is not None and 'score_thr' in sub:
+            sub.score_thr = 0.0
+    if 'rpn_proposal' in train_cfg:
+        train_cfg.rpn_proposal.update(nms_pre=400, max_per_img=200)
+
+
+def _filter_step(pipeline: List[dict]) -> List[dict]:
+    """The config's own degenerate-box filter, if any (kept in tiny runs)."""
+    return [dict(t) for t in pipeline if 'FilterAnnotations' in t['type']]
+
+
+def tiny_cfg(config: str, work_dir: str, data_root: str, max_iters: int = 4,
+             val_interval: Optional[int] = None,
+             checkpoint_interval: Optional[int] = None,
+             batch_size: int = 2, seed: int = 0) -> Config:
+    """A tiny but real version of one of our detector configs.
+
+    Args:
+        config: path of the config, absolute or relative to the repository.
+        work_dir: where logs and checkpoints go.
+        data_root: a dataset made by :func:`make_tiny_data`.
+        max_iters: training iterations (iteration-based loop).
+        val_interval: validate every so many iterations (default: at the end).
+        checkpoint_interval: save every so many iterations (default: at the
+            end).
+    """
+    cfg = Config.fromfile(config_path(config))
+    _shrink_model(cfg.model)
+    old_train = cfg.train_dataloader.dataset
+    while 'pipeline' not in old_train:  # RepeatDataset / ConcatDataset
+        old_train = old_train.get('dataset') or old_train['datasets'][0]
+    metainfo = dict(classes=DEMO_CLASSES)
+    train_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True),
+        *_filter_step(old_train.pipeline),
+        dict(type='Resize', scale=TINY_IMG, keep_ratio=True),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PackDetInputs'),
+    ]
+    test_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=TINY_IMG, keep_ratio=True),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='PackDetInputs',
+             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                        'scale_factor')),
+    ]
+    cfg.train_dataloader = dict(
+        batch_size=batch_size, num_workers=0, persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=True),
+        dataset=dict(type='CocoDataset', data_root=data_root,
+                     metainfo=metainfo, ann_file='annotations/train.json',
+                     data_prefix=dict(img='train/'),
+                     filter_cfg=dict(filter_empty_gt=True, min_size=4),
+                     pipeline=train_pipeline))
+    cfg.val_dataloader = dict(
+        batch_size=2, num_workers=0, persistent_workers=False,
+        drop_last=False, sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(type='CocoDataset', data_root=data_root,
+                     metainfo=metainfo, ann_file='annotations/val.json',
+                     data_prefix=dict(img='val/'), test_mode=True,
+                     pipeline=test_pipeline))
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.val_evaluator = dict(
+        type='CocoMetric', ann_file=osp.join(data_root, 'annotations/val.json'),
+        metric='bbox', format_only=False)
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                         val_interval=val_interval or max_iters)
+    cfg.val_cfg = dict(type='ValLoop')
+    cfg.test_cfg = dict(type='TestLoop')
+    cfg.param_scheduler = None
+    cfg.optim_wrapper.optimizer.lr = 0.01
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False,
+        interval=checkpoint_interval or max_iters)
+    cfg.log_processor = dict(type='LogProcessor', window_size=1,
+                             by_epoch=False)
+    cfg.env_cfg = dict(cudnn_benchmark=False,
+                       mp_cfg=dict(mp_start_method='fork',
+                                   opencv_num_threads=0),
+                       dist_cfg=dict(backend='gloo'))
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    cfg.load_from = None
+    cfg.resume = False
+    cfg.auto_scale_lr = dict(enable=False, base_batch_size=16)
+    cfg.work_dir = work_dir
+    return cfg
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _dist_worker(rank: int, world_size: int, port: int, out_dir: str,
+                 fn: Callable, args: tuple) -> None:
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
+                      RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world_size))
+    result: Any
+    try:
+        dist.init_process_group('gloo', rank=rank, world_size=world_size)
+        result = ('ok', fn(rank, world_size, *args))
+    except BaseException:  # report to the parent instead of hanging it
+        result = ('error', traceback.format_exc())
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    with open(osp.join(out_dir, f'{rank}.pkl'), 'wb') as f:
+        pickle.dump(result, f)
+
+
+def dist_run(fn: Callable, world_size: int = 2, *args: Any,
+             timeout: float = 600) -> List[Any]:
+    """Run ``fn(rank, world_size, *args)`` in ``world_size`` forked processes
+    joined by a gloo process group; return the per-rank results (picklable).
+    An exception in any rank fails the caller with that rank's traceback."""
+    ctx = mp.get_context('fork')
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as out_dir:
+        procs = [ctx.Process(target=_dist_worker,
+                             args=(r, world_size, port, out_dir, fn, args))
+                 for r in range(world_size)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout)
+            if p.is_alive():
+                p.kill()
+        results = []
+        for r in range(world_size):
+            path = osp.join(out_dir, f'{r}.pkl')
+            if not osp.isfile(path):
+                raise RuntimeError(f'rank {r} died without a result')
+            with open(path, 'rb') as f:
+                status, value = pickle.load(f)
+            if status != 'ok':
+                raise RuntimeError(f'rank {r} failed:\n{value}')
+            results.append(value)
+    return results
+
+
+def make_ddp_cfg(cfg: Config) -> Config:
+    """Make a tiny config run under the gloo process group of ``dist_run``."""
+    from mmdet_alwa.utils import setup_cpu_distributed
+    cfg.launcher = 'pytorch'
+    setup_cpu_distributed(cfg, 'pytorch')
+    return cfg
