@@ -20,10 +20,11 @@ def _mean_std(values: Sequence[float]) -> tuple:
     n = len(values)
     if n == 0:
         return math.nan, math.nan
-    mean = math.fsum(values) / n
+    # plain float arithmetic: overflow gives inf (a guarded statistic)
+    mean = sum(values) / n
     if n < 2:
         return mean, math.nan
-    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    var = sum((v - mean) * (v - mean) for v in values) / (n - 1)
     return mean, math.sqrt(var)
 
 
@@ -57,13 +58,15 @@ class ALWA(BaseWeighting):
     one-sample window (undefined std: no update); counting steps from 1 as
     here gives windows of exactly C steps, shifted by one iteration.
 
-    Because the windows hold *weighted* losses, after an update the weighted
-    cls statistic is close to reg, and the noise of the next window decides
-    whether ``cls > reg``: if it is, :math:`\alpha = reg/cls` with ``cls``
-    already scaled by the old α, i.e. α jumps back near 1. The faithful rule
-    therefore oscillates between about ``reg_raw/cls_raw`` and 1 on a
-    stationary stream. ``mode='multiplicative'`` balances without
-    oscillating: at every window
+    Because the windows hold *weighted* losses, the faithful update is
+    :math:`\alpha \leftarrow \hat r / \alpha` whenever
+    :math:`\alpha > \hat r`, with :math:`\hat r` the window's ratio of the
+    *unweighted* statistics. After an update α ≈ r̂, so the noise of the next
+    window decides: if its r̂ is lower, α jumps back near 1; if higher, α
+    stays (it never rises again). On a stationary stream the faithful rule
+    therefore oscillates between about r and 1, or sticks at a low first
+    estimate. ``mode='multiplicative'`` balances without oscillating: at
+    every window
 
     .. math:: \alpha \leftarrow \mathrm{clip}(\alpha \cdot reg / cls,
               \alpha_{min}, 1),
