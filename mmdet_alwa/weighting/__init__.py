@@ -28,6 +28,7 @@ def build_rule(cfg: Mapping[str, Any]) -> BaseWeighting:
 
 # rule modules register themselves on import (keep one rule per file)
 from .alwa import ALWA  # noqa: E402,F401
+from . import dtp, dwa, gradnorm, guided, tdb, uncertainty  # noqa: E402,F401
 
 __all__ = ['BaseWeighting', 'RULES', 'register_rule', 'build_rule',
            'check_int', 'check_positive', 'check_range']

@@ -7,7 +7,7 @@ import math
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from . import register_rule
-from .base import BaseWeighting, check_positive, check_range
+from .base import BaseWeighting, check_range
 
 __all__ = ['DTP']
 

@@ -1,0 +1,139 @@
+"""GradNorm.
+
+Chen, Badrinarayanan, Lee and Rabinovich, "GradNorm: Gradient Normalization
+for Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018,
+Eq. 1-2 and Algorithm 1.
+"""
+import math
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from . import register_rule
+from .base import BaseWeighting, check_positive, check_range
+
+__all__ = ['GradNorm']
+
+
+@register_rule
+class GradNorm(BaseWeighting):
+    r"""GradNorm: learn weights that equalise the tasks' gradient norms.
+
+    Each iteration gets the losses :math:`L_i(t)` and, as signal
+    ``grad_norm``, the *unweighted* gradient norms
+    :math:`g_i(t) = \|\nabla_W L_i(t)\|_2` with respect to the chosen shared
+    layer :math:`W` (the glue computes them before the main backward). With
+    :math:`T` tasks:
+
+    .. math::
+
+        G_i = w_i g_i, \quad \bar G = \tfrac1T\textstyle\sum_j G_j, \quad
+        \tilde L_i = L_i(t)/L_i(0), \quad
+        r_i = \tilde L_i \big/ \tfrac1T\textstyle\sum_j \tilde L_j
+
+        L_{grad} = \sum_i p_i\,\big|G_i - \bar G\,r_i^{\alpha}\big|_1
+
+    with :math:`p_i = 1` (GradNorm; TDB uses inverse task frequencies). The
+    target :math:`\bar G r_i^\alpha` is a constant (Algorithm 1), so
+    :math:`\partial L_{grad}/\partial w_i = p_i\,\mathrm{sign}(G_i - \bar G
+    r_i^\alpha)\,g_i`. One SGD step with learning rate ``lr`` updates the
+    weights, which are clamped at ``min_weight`` and renormalised to
+    :math:`\sum_i w_i = T`.
+
+    :math:`L_i(0)` is the first finite loss of task :math:`i` (floored at
+    ``eps``). An iteration with a non-finite loss or gradient norm leaves the
+    weights unchanged (counted in ``num_skipped``); so the weights stay finite
+    and positive whatever the losses do.
+
+    Shapes: ``raw_losses`` and ``grad_norm`` are ``{task: float}``; the state
+    is one weight and one initial loss per task.
+
+    Args:
+        tasks: names of the balanced losses.
+        alpha (float): asymmetry :math:`\alpha \ge 0`. Default 1.5.
+        lr (float): learning rate of the weights. Default 0.025.
+        min_weight (float): lower clamp of a weight before renormalisation.
+            Default 1e-3.
+        eps (float): floor of :math:`L_i(0)` and of the mean relative loss.
+            Default 1e-12.
+    """
+
+    required_signals = ('grad_norm',)
+
+    def __init__(self, tasks: Sequence[str] = ('cls', 'reg'),
+                 alpha: float = 1.5, lr: float = 0.025,
+                 min_weight: float = 1e-3, eps: float = 1e-12) -> None:
+        super().__init__(tasks)
+        self.alpha = check_range('alpha', alpha, 0, math.inf)
+        self.lr = check_positive('lr', lr)
+        self.min_weight = check_range('min_weight', min_weight, 0, 1,
+                                      low_inclusive=False)
+        self.eps = check_positive('eps', eps)
+        self._weights = {t: 1.0 for t in self.tasks}
+        self.initial_loss: Dict[str, Optional[float]] = \
+            {t: None for t in self.tasks}
+        self.num_skipped = 0
+        self.last_grad_loss: Optional[float] = None
+        self.last_grad_norm: Dict[str, float] = {}
+
+    @property
+    def weights(self) -> Dict[str, float]:
+        return dict(self._weights)
+
+    def _penalties(self, **signals) -> Optional[Dict[str, float]]:
+        """The factors :math:`p_i` of :math:`L_{grad}` (None: skip)."""
+        return {t: 1.0 for t in self.tasks}
+
+    def _update(self, losses: Dict[str, float], grad_norm: Mapping[str, float],
+                **signals) -> None:
+        self._check_keys('grad_norm', grad_norm)
+        for task, value in losses.items():
+            if self.initial_loss[task] is None:
+                self.initial_loss[task] = max(value, self.eps)
+        norms = {t: float(grad_norm[t]) for t in self.tasks}
+        penalties = self._penalties(**signals)
+        if len(losses) != len(self.tasks) or penalties is None or not all(
+                math.isfinite(g) and g >= 0 for g in norms.values()):
+            self.num_skipped += 1
+            return
+        num = len(self.tasks)
+        rel = {t: losses[t] / self.initial_loss[t] for t in self.tasks}
+        mean_rel = max(math.fsum(rel.values()) / num, self.eps)
+        big_g = {t: self._weights[t] * norms[t] for t in self.tasks}
+        mean_g = math.fsum(big_g.values()) / num
+        grad_loss, new = 0.0, {}
+        for t in self.tasks:
+            # r_i^alpha in log space: a loss jump of 1e6 cannot overflow
+            log_target = math.log(mean_g) + self.alpha * math.log(
+                max(rel[t] / mean_rel, self.eps)) if mean_g > 0 else -math.inf
+            target = math.exp(min(log_target, 700.0))
+            diff = big_g[t] - target
+            grad_loss += penalties[t] * abs(diff)
+            sign = (diff > 0) - (diff < 0)
+            new[t] = max(self._weights[t] - self.lr * penalties[t] * sign *
+                         norms[t], self.min_weight)
+        if not all(math.isfinite(w) for w in new.values()):
+            self.num_skipped += 1
+            return
+        total = math.fsum(new.values())
+        self._weights = {t: num * w / total for t, w in new.items()}
+        self.last_grad_loss = grad_loss
+        self.last_grad_norm = norms
+
+    def log_scalars(self) -> Dict[str, float]:
+        scalars = super().log_scalars()
+        scalars.update({f'grad_norm_{t}': g
+                        for t, g in self.last_grad_norm.items()})
+        if self.last_grad_loss is not None and \
+                math.isfinite(self.last_grad_loss):
+            scalars['grad_loss'] = self.last_grad_loss
+        scalars['num_skipped'] = float(self.num_skipped)
+        return scalars
+
+    def _extra_state(self) -> Dict[str, Any]:
+        return dict(weights=dict(self._weights),
+                    initial_loss=dict(self.initial_loss),
+                    num_skipped=self.num_skipped)
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self._weights = {t: float(state['weights'][t]) for t in self.tasks}
+        self.initial_loss = {t: state['initial_loss'][t] for t in self.tasks}
+        self.num_skipped = int(state['num_skipped'])

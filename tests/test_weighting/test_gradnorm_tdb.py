@@ -1,0 +1,137 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmdet_alwa.weighting.gradnorm import GradNorm
+from mmdet_alwa.weighting.tdb import TDB
+
+
+def toy_stream(steps=30, seed=0):
+    """Losses and unweighted gradient norms of a toy shared layer W."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(4, 3, generator=g)
+    heads = [torch.randn(3, generator=g) * s for s in (1.0, 5.0)]
+    out = []
+    for t in range(steps):
+        x = torch.randn(8, 4, generator=g)
+        Wp = W.clone().requires_grad_()
+        losses = [((x @ Wp @ h)**2).mean() * math.exp(-0.05 * t * (i + 1))
+                  for i, h in enumerate(heads)]
+        out.append(([v.item() for v in losses], losses, Wp))
+    return out
+
+
+def reference(stream, alpha, lr, penalties_of=None):
+    """GradNorm Algorithm 1 / TDB Eq. 10-16 with autograd on the weights."""
+    w = torch.ones(2, dtype=torch.float64)
+    L0, counts, out = None, np.zeros(2), []
+    for t, (vals, losses, Wp) in enumerate(stream):
+        wp = w.clone().requires_grad_()
+        G = torch.stack([
+            torch.autograd.grad(losses[i], Wp, retain_graph=True)[0]
+            .double().norm() * wp[i] for i in range(2)])     # Eq. 11
+        L0 = vals if L0 is None else L0
+        Lhat = torch.tensor(vals, dtype=torch.float64) / torch.tensor(L0)
+        r = Lhat / Lhat.mean()                                # Eq. 13-14
+        target = (G.mean() * r**alpha).detach()               # Eq. 12
+        p = torch.ones(2, dtype=torch.float64)
+        if penalties_of is not None:
+            counts += penalties_of(t)
+            p = torch.tensor(counts.sum() / counts)           # N / n_j
+            p = p / p.mean()
+        Lgrad = (p * (G - target).abs()).sum()                # Eq. 10
+        grad, = torch.autograd.grad(Lgrad, wp)
+        w = (w - lr * grad).detach()
+        w = 2 * w / w.sum()                                   # Eq. 15-16
+        out.append(w.numpy().copy())
+    return out
+
+
+def feed(rule, stream, counts_of=None):
+    got = []
+    for t, (vals, losses, Wp) in enumerate(stream):
+        norms = {k: torch.autograd.grad(losses[i], Wp, retain_graph=True)[0]
+                 .double().norm().item() for i, k in enumerate(rule.tasks)}
+        extra = {}
+        if counts_of is not None:
+            extra['num_samples'] = dict(zip(rule.tasks, counts_of(t)))
+        rule.step(dict(zip(rule.tasks, vals)), grad_norm=norms, **extra)
+        got.append([rule.weights[k] for k in rule.tasks])
+    return np.array(got)
+
+
+def test_gradnorm_matches_algorithm_1():
+    stream = toy_stream()
+    rule = GradNorm(alpha=1.5, lr=0.01, min_weight=1e-6)
+    got = feed(rule, stream)
+    ref = np.array(reference(stream, 1.5, 0.01))
+    np.testing.assert_allclose(got, ref, rtol=1e-9)
+    assert got.sum(1) == pytest.approx(2.0)
+    assert not np.allclose(got[-1], 1.0)
+
+
+def counts(t):
+    return np.array([256.0, 10.0 + t])  # sampled anchors vs positives
+
+
+def test_tdb_matches_eq_10_16():
+    stream = toy_stream(seed=1)
+    rule = TDB(theta=1.0, lr=0.003, min_weight=1e-6)
+    got = feed(rule, stream, counts)
+    ref = np.array(reference(stream, 1.0, 0.003, counts))
+    np.testing.assert_allclose(got, ref, rtol=1e-9)
+    assert rule.sample_counts['cls'] == 256.0 * len(stream)
+    # the penalty changes the trajectory compared with plain GradNorm
+    plain = feed(GradNorm(alpha=1.0, lr=0.003, min_weight=1e-6), stream)
+    assert not np.allclose(got, plain)
+
+
+@pytest.mark.parametrize('cls', [GradNorm, TDB])
+def test_edge_cases_stay_finite(cls):
+    rule = cls(lr=0.5)
+    extra = dict(num_samples=dict(cls=100, reg=0)) if cls is TDB else {}
+    # TDB without any regression sample yet: skipped
+    rule.step(dict(cls=1.0, reg=1.0), grad_norm=dict(cls=1.0, reg=2.0),
+              **extra)
+    if cls is TDB:
+        assert rule.num_skipped == 1
+        extra = dict(num_samples=dict(cls=100, reg=5))
+    for losses, norms in [
+            (dict(cls=math.nan, reg=1.0), dict(cls=1.0, reg=1.0)),
+            (dict(cls=1.0, reg=1.0), dict(cls=math.inf, reg=1.0)),
+            (dict(cls=0.0, reg=0.0), dict(cls=0.0, reg=0.0)),
+            (dict(cls=1e6, reg=1.0), dict(cls=1e6, reg=1.0)),
+            (dict(cls=1e300, reg=1e-300), dict(cls=1e300, reg=1e-300))]:
+        rule.step(losses, grad_norm=norms, **extra)
+        w = rule.weights
+        assert all(math.isfinite(v) and v > 0 for v in w.values())
+        assert sum(w.values()) == pytest.approx(2.0)
+    assert rule.num_skipped >= 2
+    with pytest.raises(ValueError, match='grad_norm'):
+        rule.step(dict(cls=1.0, reg=1.0), **extra)
+
+
+@pytest.mark.parametrize('cls', [GradNorm, TDB])
+def test_state_dict_round_trip(cls):
+    stream = toy_stream(steps=12, seed=2)
+    ctr = counts if cls is TDB else None
+    full = cls(lr=0.01)
+    feed(full, stream, ctr)
+    part = cls(lr=0.01)
+    feed(part, stream[:5], ctr)
+    resumed = cls(lr=0.01)
+    resumed.load_state_dict(part.state_dict())
+    feed(resumed, stream[5:], (lambda t: counts(t + 5)) if ctr else None)
+    assert resumed.state_dict() == full.state_dict()
+
+
+@pytest.mark.parametrize('kw', [dict(alpha=-1), dict(lr=0), dict(lr=math.nan),
+                                dict(min_weight=0), dict(min_weight=2)])
+def test_bad_args(kw):
+    with pytest.raises(ValueError):
+        GradNorm(**kw)
+    if 'alpha' in kw:
+        with pytest.raises(ValueError, match='alpha'):
+            TDB(theta=kw['alpha'])
