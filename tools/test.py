@@ -1,0 +1,82 @@
+"""Test (evaluate) a detector checkpoint with mmdet_alwa's modules available.
+
+Same command line as mmdet's tools/test.py (``--show-dir`` saves painted
+predictions, ``--out`` dumps them); gloo DDP without CUDA as tools/train.py.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import mmdet_alwa  # noqa: E402,F401  (registers our modules)
+from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
+from mmdet.evaluation import DumpDetResults  # noqa: E402
+from mmdet_alwa.utils import prepare_run  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir',
+                        help='the dir to save the evaluation metrics')
+    parser.add_argument('--out', help='dump predictions to a pickle file')
+    parser.add_argument('--show', action='store_true',
+                        help='show prediction results in a window')
+    parser.add_argument('--show-dir',
+                        help='save painted images to <work_dir>/<timestamp>/'
+                        '<show_dir>')
+    parser.add_argument('--wait-time', type=float, default=2,
+                        help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value (mmdet syntax)')
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint):
+        sys.exit(f'error: checkpoint not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        sys.exit('error: --out must be a .pkl file')
+
+    try:
+        prepare_run(cfg, args.launcher, splits=('test',))
+    except FileNotFoundError as e:
+        sys.exit(f'error: {e}')
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+        else RUNNERS.build(cfg)
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
