@@ -1,0 +1,7 @@
+_base_ = './faster_rcnn_r50_baseline_voc.py'
+
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet101')))

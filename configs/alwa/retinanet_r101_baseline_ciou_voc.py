@@ -1,0 +1,7 @@
+_base_ = './retinanet_r50_baseline_ciou_voc.py'
+
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet101')))

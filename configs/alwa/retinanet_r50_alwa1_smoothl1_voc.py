@@ -1,0 +1,4 @@
+_base_ = [
+    './retinanet_r50_baseline_smoothl1_voc.py',
+    './_base_/alwa1_dense.py',
+]

@@ -1,0 +1,4 @@
+_base_ = [
+    './retinanet_r50_baseline_ciou_voc.py',
+    './_base_/alwa2_dense.py',
+]
