@@ -1,1 +1,2 @@
 
+from .loss_weighting_hook import LossWeightingHook  # noqa: F401
