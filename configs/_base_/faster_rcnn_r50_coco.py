@@ -3,6 +3,5 @@ _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     './datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
+    './default_runtime.py',
 ]
-custom_imports = dict(imports=['mmdet_alwa'], allow_failed_imports=False)

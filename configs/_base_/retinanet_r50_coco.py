@@ -3,8 +3,7 @@ _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     './datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
+    './default_runtime.py',
 ]
-custom_imports = dict(imports=['mmdet_alwa'], allow_failed_imports=False)
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001))

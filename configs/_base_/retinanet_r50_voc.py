@@ -4,7 +4,6 @@ _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     './datasets/voc0712.py',
     './schedules/voc_1x.py',
-    'mmdet::_base_/default_runtime.py',
+    './default_runtime.py',
 ]
-custom_imports = dict(imports=['mmdet_alwa'], allow_failed_imports=False)
 model = dict(bbox_head=dict(num_classes=20))

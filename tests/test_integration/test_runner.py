@@ -39,3 +39,5 @@ def test_train_checkpoint_resume_test(config, tiny_data, tmp_path):
         ['iter_2.pth', 'iter_3.pth']
     metrics = runner.test()
     assert 'coco/bbox_mAP' in metrics
+    # our runtime base logs scalars to TensorBoard as well as to text
+    assert glob.glob(osp.join(work_dir, '*', 'vis_data', 'events.out.*'))
