@@ -185,11 +185,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('config', help='mmdet dataset or detector config')
     p.add_argument('--out', required=True, help='JSON file to write')
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--k', type=int, help='fixed number of clusters')
-    g.add_argument('--k-range', type=int, nargs=2, default=[2, 10],
+    p.add_argument('--k', type=int,
+                   help='fixed number of clusters (default: the elbow)')
+    p.add_argument('--k-range', type=int, nargs=2, default=[2, 10],
                    metavar=('LOW', 'HIGH'),
-                   help='k values for the elbow method (default 2 10)')
+                   help='k values of the inertia curve, searched for the '
+                   'elbow unless --k is given (default 2 10)')
     p.add_argument('--split', default='train', choices=['train', 'val', 'test'])
     p.add_argument('--plot', help='elbow plot PNG (default: OUT_elbow.png)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,

@@ -1,1 +1,2 @@
 
+from . import triplet_roi_head  # noqa: F401

@@ -1,0 +1,165 @@
+"""MATL's TripletRoIHead in real mmengine training runs on tiny data."""
+import copy
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import load_state_dict
+from mmdet.registry import MODELS
+
+from _helpers import REPO_ROOT, config_path, tiny_cfg
+from mmdet_alwa.models.roi_heads.triplet_roi_head import META_KEY
+from mmdet_alwa.models.utils.box_shape import (box_shape_features,
+                                               load_box_clusters,
+                                               minmax_normalize,
+                                               nearest_centroid)
+
+CFG = 'configs/matl/faster_rcnn_r50_matl_voc.py'
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location(
+        'cluster_boxes',
+        osp.join(REPO_ROOT, 'tools/analysis_tools/cluster_boxes.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope='module')
+def box_labels(tiny_data, tmp_path_factory):
+    """The box-label JSON of the tiny training set, made by the tool."""
+    out = tmp_path_factory.mktemp('matl') / 'box_labels.json'
+    cfg = tiny_cfg(CFG, str(out.parent), tiny_data)
+    _tool().main([_dump(cfg, out.parent / 'cfg.py'), '--out', str(out),
+                  '--k', '3', '--k-range', '2', '4'])
+    return str(out)
+
+
+def _dump(cfg, path):
+    cfg.dump(str(path))
+    return str(path)
+
+
+def _no_val(cfg):
+    """Training only: the evaluation is not what these tests check."""
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    return cfg
+
+
+def _matl_cfg(tiny_data, box_labels, work_dir, **kw):
+    cfg = _no_val(tiny_cfg(CFG, work_dir, tiny_data, **kw))
+    cfg.model.roi_head.box_clusters = box_labels
+    return cfg
+
+
+def _plain_model(cfg):
+    """The same detector with mmdet's own StandardRoIHead."""
+    model_cfg = copy.deepcopy(cfg.model)
+    roi = model_cfg.roi_head
+    for key in ('box_clusters', 'embed_channels', 'loss_triplet'):
+        roi.pop(key)
+    roi.type = 'StandardRoIHead'
+    return MODELS.build(model_cfg)
+
+
+def test_train_resume_and_plain_mmdet_load(tiny_data, box_labels, tmp_path):
+    cfg = _matl_cfg(tiny_data, box_labels, str(tmp_path / 'a'), max_iters=4,
+                    checkpoint_interval=2)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hub = runner.message_hub
+    for key in ('loss_triplet', 'triplet_pos_frac_cls',
+                'triplet_pos_frac_box'):
+        assert torch.isfinite(torch.tensor(
+            hub.get_scalar(f'train/{key}').current()))
+    assert hub.get_scalar('train/loss_triplet').current() > 0
+    head = runner.model.roi_head
+    assert head.triplet_branch[2].in_features == 32  # follows the RoI feats
+
+    # checkpoint: no branch keys, the branch sits in the metadata
+    ckpt = torch.load(osp.join(cfg.work_dir, 'iter_2.pth'),
+                      map_location='cpu', weights_only=False)
+    sd = ckpt['state_dict']
+    assert not [k for k in sd if 'triplet' in k]
+    stash = sd._metadata['roi_head'][META_KEY]
+    assert set(stash) == {f'triplet_branch.{i}.{p}' for i in (2, 4)
+                          for p in ('weight', 'bias')}
+
+    # plain mmdet Faster R-CNN: strict load, identical predictions
+    plain = _plain_model(cfg)
+    final = torch.load(osp.join(cfg.work_dir, 'iter_4.pth'),
+                       map_location='cpu', weights_only=False)
+    load_state_dict(plain, final['state_dict'], strict=True)
+    plain.eval()
+    runner.model.eval()
+    batch = next(iter(runner.build_dataloader(cfg.test_dataloader)))
+    with torch.no_grad():
+        ours = runner.model.test_step(batch)
+        theirs = plain.test_step(batch)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a.pred_instances.bboxes, b.pred_instances.bboxes)
+        assert torch.equal(a.pred_instances.scores, b.pred_instances.scores)
+
+    # resume from iteration 2 restores the branch, then trains on
+    cfg2 = _matl_cfg(tiny_data, box_labels, str(tmp_path / 'b'), max_iters=4)
+    cfg2.resume = True
+    cfg2.load_from = osp.join(cfg.work_dir, 'iter_2.pth')
+    runner2 = Runner.from_cfg(cfg2)
+    fresh = runner2.model.roi_head.triplet_branch[2].weight.detach().clone()
+    runner2.load_or_resume()
+    restored = runner2.model.roi_head.triplet_branch[2].weight
+    assert torch.equal(restored, stash['triplet_branch.2.weight'])
+    assert not torch.equal(restored, fresh)
+    runner2.train()
+    assert runner2.iter == 4
+
+
+def test_class_only_config_needs_no_box_labels(tiny_data, tmp_path):
+    cfg = _no_val(tiny_cfg('configs/matl/faster_rcnn_r50_cltl_voc.py',
+                           str(tmp_path), tiny_data, max_iters=1))
+    assert cfg.model.roi_head.box_clusters is None
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.message_hub.get_scalar('train/loss_triplet') is not None
+
+
+def test_box_labels_use_original_image_pixels(box_labels, tiny_data, tmp_path):
+    cfg = _matl_cfg(tiny_data, box_labels, str(tmp_path))
+    head = MODELS.build(cfg.model).roi_head
+    with open(osp.join(tiny_data, 'annotations/train.json')) as f:
+        xywh = torch.tensor([a['bbox'] for a in json.load(f)['annotations']],
+                            dtype=torch.float32)
+    boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1)
+    c = load_box_clusters(box_labels)
+    want = nearest_centroid(
+        minmax_normalize(box_shape_features(boxes), c['low'], c['high']),
+        c['centroids'])
+    assert len(set(want.tolist())) == 3
+    assert torch.equal(head.box_labels(boxes), want)
+    # the same boxes in an image resized by (1.5, 2) get the same labels
+    resized = boxes * torch.tensor([1.5, 2.0, 1.5, 2.0])
+    assert torch.equal(head.box_labels(resized, (1.5, 2.0)), want)
+
+
+def test_configs_and_bad_arguments(tiny_data, tmp_path):
+    lambdas = {'faster_rcnn_r50_matl_voc.py': 0.5,
+               'faster_rcnn_r50_matl_lambda025_voc.py': 0.25,
+               'faster_rcnn_r50_matl_lambda075_voc.py': 0.75,
+               'faster_rcnn_r50_cltl_voc.py': 0.0}
+    for name, lam in lambdas.items():
+        cfg = Config.fromfile(config_path(f'configs/matl/{name}'))
+        assert cfg.model.roi_head.type == 'TripletRoIHead'
+        assert cfg.model.roi_head.loss_triplet.box_weight == lam
+    cfg = tiny_cfg(CFG, str(tmp_path), tiny_data)
+    cfg.model.roi_head.box_clusters = None
+    with pytest.raises(ValueError, match='box_clusters'):
+        MODELS.build(cfg.model)
+    cfg.model.roi_head.box_clusters = str(tmp_path / 'missing.json')
+    model = MODELS.build(cfg.model)
+    with pytest.raises(FileNotFoundError, match='cluster_boxes.py'):
+        model.roi_head.box_labels(torch.zeros(1, 4))
