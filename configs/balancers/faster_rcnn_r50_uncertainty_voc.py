@@ -1,0 +1,16 @@
+# Uncertainty weighting (Kendall et al. 2018) on Faster R-CNN R50 VOC0712; the
+# log-variances are trained by the main optimizer; see docs/balancers.md.
+_base_ = '../_base_/faster_rcnn_r50_voc.py'
+# Balanced losses: the RPN's, as ALWA's (Table 4 of the ALWA paper); set
+# balanced_head = 'roi_head.bbox_head' to balance the RoI head instead.
+balanced_head = 'rpn_head'
+init_log_var = 0.0
+log_var_weight_decay = 0.0  # no decay pulling the log-variances to 0
+
+custom_hooks = [
+    dict(type='LossWeightingHook', name='uncertainty',
+         rule=dict(type='UncertaintyWeighting', init_log_var=init_log_var),
+         losses=dict(cls=f'{balanced_head}.loss_cls',
+                     reg=f'{balanced_head}.loss_bbox'),
+         param_group=dict(weight_decay=log_var_weight_decay)),
+]
