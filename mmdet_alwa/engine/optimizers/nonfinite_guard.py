@@ -1,0 +1,185 @@
+"""Optimizer wrappers that refuse to apply a non-finite loss.
+
+One NaN/inf loss poisons the weights for good (and the momentum buffers with
+them) and every later loss is NaN. ``NonFiniteGuardOptimWrapper`` checks the
+total loss of each iteration before the optimizer step:
+
+* ``nonfinite_policy='raise'`` (default): the step is not taken and training
+  stops with :class:`NonFiniteLossError` naming the iteration, the loss keys
+  that were not finite and the image files of the batch (those two come from
+  :class:`~mmdet_alwa.engine.hooks.NonFiniteGuardHook`, which raises at the
+  end of that iteration; without the hook the wrapper raises at once with the
+  iteration only).
+* ``nonfinite_policy='skip'``: the step is skipped -- parameters and
+  optimizer state (momentum, Adam moments, step counts) are left unchanged,
+  gradients are discarded -- and training goes on; after
+  ``max_consecutive_skips`` non-finite iterations in a row it raises.
+
+Design notes:
+
+* The backward pass is run even for a bad loss, then its gradients are
+  discarded: under DDP every rank must take part in the gradient all-reduce,
+  and DDP with ``find_unused_parameters=True`` fails at the next iteration
+  when a backward pass was left out.
+* Under DDP the "is finite" flag is all-reduced (min) so that all ranks skip
+  or step together; otherwise the NaN of one rank would reach the others
+  through the averaged gradients.
+* The check costs one scalar device-to-host copy per iteration, after the
+  backward pass (mmengine reads the losses back every iteration anyway).
+* With gradient accumulation (``accumulative_counts > 1``) a bad loss
+  discards the gradients accumulated so far in its window.
+* Only the loss is checked: a finite loss with non-finite gradients (rare;
+  e.g. ``sqrt`` at 0) is left to ``clip_grad`` / AMP's ``GradScaler``.
+
+``NonFiniteGuardAmpOptimWrapper`` is the same guard on mmengine's
+``AmpOptimWrapper`` (whose loss scaler already skips steps with inf/NaN
+*gradients* from fp16 overflow, but not a non-finite loss from the forward
+pass). :func:`amp_optim_wrapper_type` maps one to the other for ``--amp``.
+"""
+from typing import Dict, List, Optional
+
+import torch
+from mmengine import dist
+from mmengine.logging import MessageHub
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+
+from mmdet.registry import OPTIM_WRAPPERS
+
+__all__ = ['NonFiniteLossError', 'NonFiniteGuardOptimWrapper',
+           'NonFiniteGuardAmpOptimWrapper', 'amp_optim_wrapper_type']
+
+POLICIES = ('raise', 'skip')
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training stopped on a non-finite loss (see the message for where)."""
+
+
+class NonFiniteGuardMixin:
+    """The guard, shared by the plain and the AMP wrapper.
+
+    Args:
+        nonfinite_policy (str): ``'raise'`` or ``'skip'``.
+        max_consecutive_skips (int): under ``'skip'``, raise when this many
+            iterations in a row had a non-finite loss (>= 1).
+        **kwargs: the arguments of the wrapped mmengine wrapper
+            (``optimizer``, ``accumulative_counts``, ``clip_grad``...).
+
+    Attributes:
+        num_skipped (int): iterations skipped so far in this process (the
+            hook keeps the total across resumes in the message hub).
+        consecutive_skips (int): non-finite iterations in a row, up to now.
+        nonfinite_pending (bool): the current iteration's loss was not
+            finite; the hook reads and clears it in ``after_train_iter``.
+        hook_attached (bool): set by ``NonFiniteGuardHook`` in
+            ``before_train``; decides who raises.
+        batch_files (list[str]): image files of the current batch (set by the
+            hook), for the error message.
+    """
+
+    def __init__(self, *args, nonfinite_policy: str = 'raise',
+                 max_consecutive_skips: int = 10, **kwargs) -> None:
+        if nonfinite_policy not in POLICIES:
+            raise ValueError(f'nonfinite_policy must be one of {POLICIES}, '
+                             f'got {nonfinite_policy!r}')
+        if isinstance(max_consecutive_skips, bool) or \
+                not isinstance(max_consecutive_skips, int) or \
+                max_consecutive_skips < 1:
+            raise ValueError(f'max_consecutive_skips must be an integer >= 1, '
+                             f'got {max_consecutive_skips!r}')
+        super().__init__(*args, **kwargs)
+        self.nonfinite_policy = nonfinite_policy
+        self.max_consecutive_skips = max_consecutive_skips
+        self.num_skipped = 0
+        self.consecutive_skips = 0
+        self.nonfinite_pending = False
+        self.hook_attached = False
+        self.batch_files: List[str] = []
+
+    def update_params(self, loss: torch.Tensor,
+                      step_kwargs: Optional[Dict] = None,
+                      zero_kwargs: Optional[Dict] = None) -> None:
+        """Backward, then step only if the loss is finite on every rank."""
+        step_kwargs = step_kwargs or {}
+        zero_kwargs = zero_kwargs or {}
+        # queued before the backward pass; read (one sync) after it
+        finite = torch.isfinite(loss.detach()).all().to(torch.int32)
+        if dist.get_world_size() > 1:
+            dist.all_reduce(finite, op='min')
+        self.backward(self.scale_loss(loss))
+        if bool(finite.item()):
+            self.consecutive_skips = 0
+            if self.should_update():
+                self.step(**step_kwargs)
+                self.zero_grad(**zero_kwargs)
+            return
+        # no step: parameters and optimizer state stay as they were
+        self.zero_grad(**zero_kwargs)
+        self.num_skipped += 1
+        self.consecutive_skips += 1
+        self.nonfinite_pending = True
+        if not self.hook_attached and self.must_raise():
+            local_ok = bool(torch.isfinite(loss.detach()).all())
+            raise NonFiniteLossError(self.describe([] if local_ok else None))
+
+    def must_raise(self) -> bool:
+        """Whether the current non-finite iteration ends training."""
+        return self.nonfinite_policy == 'raise' or \
+            self.consecutive_skips >= self.max_consecutive_skips
+
+    def describe(self, keys: Optional[List[str]] = None) -> str:
+        """The error/warning text for the current non-finite iteration.
+
+        Args:
+            keys: the non-finite loss terms of this rank; ``[]`` when this
+                rank's loss was finite (another rank's was not); ``None``
+                when unknown.
+        """
+        hub = MessageHub.get_current_instance()
+        it = hub.get_info('iter')
+        where = f'iteration {it + 1}' if it is not None else 'an iteration'
+        if keys is not None and not keys:
+            what = 'the loss of another rank was not finite'
+        elif keys:
+            what = f'non-finite loss terms: {", ".join(keys)}'
+        else:
+            what = 'the total loss was not finite'
+        msg = f'non-finite loss at {where} ({what})'
+        if self.batch_files:
+            msg += '; images of the batch: ' + ', '.join(self.batch_files)
+        elif not self.hook_attached:
+            msg += ' (add NonFiniteGuardHook to default_hooks to see the ' \
+                   'loss terms and image files)'
+        if self.nonfinite_policy == 'skip':
+            msg += f'; {self.consecutive_skips} consecutive skipped ' \
+                   f'iteration(s) (max_consecutive_skips=' \
+                   f'{self.max_consecutive_skips}), {self.num_skipped} ' \
+                   f'skipped in this run'
+        return msg + '. See docs/troubleshooting_nan.md.'
+
+
+@OPTIM_WRAPPERS.register_module()
+class NonFiniteGuardOptimWrapper(NonFiniteGuardMixin, OptimWrapper):
+    """mmengine's ``OptimWrapper`` with the non-finite loss guard."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class NonFiniteGuardAmpOptimWrapper(NonFiniteGuardMixin, AmpOptimWrapper):
+    """mmengine's ``AmpOptimWrapper`` with the non-finite loss guard."""
+
+
+def amp_optim_wrapper_type(type_name: str) -> str:
+    """The AMP counterpart of an optimizer wrapper type, for ``--amp``.
+
+    ``'OptimWrapper'`` -> ``'AmpOptimWrapper'`` and
+    ``'NonFiniteGuardOptimWrapper'`` -> ``'NonFiniteGuardAmpOptimWrapper'``;
+    AMP types are returned as they are.
+    """
+    mapping = {'OptimWrapper': 'AmpOptimWrapper',
+               'NonFiniteGuardOptimWrapper': 'NonFiniteGuardAmpOptimWrapper'}
+    if type_name in mapping.values():
+        return type_name
+    if type_name not in mapping:
+        raise ValueError(f'no AMP variant known for optimizer wrapper '
+                         f'{type_name!r}; known: {sorted(mapping)}')
+    return mapping[type_name]
