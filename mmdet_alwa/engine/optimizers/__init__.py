@@ -1,1 +1,2 @@
 
+from .nonfinite_guard import *  # noqa: F401,F403
