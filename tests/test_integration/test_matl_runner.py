@@ -163,3 +163,24 @@ def test_configs_and_bad_arguments(tiny_data, tmp_path):
     model = MODELS.build(cfg.model)
     with pytest.raises(FileNotFoundError, match='cluster_boxes.py'):
         model.roi_head.box_labels(torch.zeros(1, 4))
+
+
+def test_matl_with_alwa1_and_triplet_as_a_balanced_task(tiny_data, box_labels,
+                                                         tmp_path):
+    cfg = _no_val(tiny_cfg('configs/matl/faster_rcnn_r50_matl_alwa1_voc.py',
+                           str(tmp_path), tiny_data, max_iters=2))
+    cfg.model.roi_head.box_clusters = box_labels
+    assert cfg.custom_hooks[0].rule.type == 'ALWA'
+    # the triplet loss as a third task of a rule, next to the R-CNN losses
+    cfg.custom_hooks.append(dict(
+        type='LossWeightingHook', name='dwa',
+        rule=dict(type='DWA', tasks=('cls', 'reg', 'triplet'), interval=1),
+        losses=dict(cls='roi_head.bbox_head.loss_cls',
+                    reg='roi_head.bbox_head.loss_bbox',
+                    triplet='roi_head.loss_triplet')))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hub = runner.message_hub
+    assert hub.get_scalar('train/alwa/raw_cls') is not None
+    raw = hub.get_scalar('train/dwa/raw_triplet').current()
+    assert raw > 0 and torch.isfinite(torch.tensor(raw))
