@@ -1,1 +1,2 @@
 
+from .counting_filter import CountingFilterAnnotations  # noqa: F401

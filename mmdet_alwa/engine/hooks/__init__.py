@@ -2,3 +2,4 @@
 from .nonfinite_guard_hook import NonFiniteGuardHook  # noqa: F401
 from .loss_weighting_hook import LossWeightingHook  # noqa: F401
 from . import balancer_signals  # noqa: F401
+from .filtered_annotations_hook import FilteredAnnotationsHook  # noqa: F401
