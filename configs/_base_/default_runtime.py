@@ -7,3 +7,10 @@ vis_backends = [dict(type='LocalVisBackend'),
                 dict(type='TensorboardVisBackend')]
 visualizer = dict(
     type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+# NonFiniteGuardHook names the loss terms and images of a NaN/inf iteration
+# (with the NonFiniteGuardOptimWrapper of the model configs);
+# FilteredAnnotationsHook reports CountingFilterAnnotations' count. In
+# default_hooks (a dict) so that configs setting custom_hooks keep them.
+default_hooks = dict(
+    nonfinite_guard=dict(type='NonFiniteGuardHook'),
+    filtered_annotations=dict(type='FilteredAnnotationsHook', interval=50))

@@ -5,5 +5,8 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     './default_runtime.py',
 ]
+# skip the update of a NaN/inf loss and stop with a clear error ('raise'), or
+# skip and go on ('skip'); see docs/troubleshooting_nan.md
 optim_wrapper = dict(
+    type='NonFiniteGuardOptimWrapper', nonfinite_policy='raise',
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001))

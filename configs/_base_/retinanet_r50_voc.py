@@ -7,3 +7,7 @@ _base_ = [
     './default_runtime.py',
 ]
 model = dict(bbox_head=dict(num_classes=20))
+# skip the update of a NaN/inf loss and stop with a clear error ('raise'), or
+# skip and go on ('skip'); see docs/troubleshooting_nan.md
+optim_wrapper = dict(
+    type='NonFiniteGuardOptimWrapper', nonfinite_policy='raise')

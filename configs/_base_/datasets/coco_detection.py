@@ -8,9 +8,12 @@ backend_args = None
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
+    # drop (and count) degenerate boxes; after Resize, which clips boxes to
+    # the image (docs/troubleshooting_nan.md)
+    dict(type='CountingFilterAnnotations', min_gt_bbox_wh=(1, 1),
+         keep_empty=False),
     dict(type='PackDetInputs')
 ]
 train_dataloader = dict(

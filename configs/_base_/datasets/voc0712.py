@@ -8,10 +8,12 @@ backend_args = None
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
-    # zero-size boxes make log(0) regression targets (see docs)
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
     dict(type='Resize', scale=(1000, 600), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
+    # drop (and count) degenerate boxes; after Resize, which clips boxes to
+    # the image (docs/troubleshooting_nan.md)
+    dict(type='CountingFilterAnnotations', min_gt_bbox_wh=(1, 1),
+         keep_empty=False),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
