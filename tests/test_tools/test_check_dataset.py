@@ -1,0 +1,165 @@
+"""tools/misc/check_dataset.py on generated VOC (mmdet's VOC0712 wrappers)
+and COCO data with planted mistakes: each is reported with its file, and the
+exit status says whether training would break."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from _helpers import REPO_ROOT
+from mmdet_alwa.datasets.demo_data import DEMO_CLASSES
+
+spec = importlib.util.spec_from_file_location(
+    'check_dataset', osp.join(REPO_ROOT, 'tools/misc/check_dataset.py'))
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
+
+VOC_CFG = """
+data_root = {root!r}
+classes = {classes!r}
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(96, 64), keep_ratio=True),
+    {filter}
+    dict(type='PackDetInputs'),
+]
+_voc = dict(type='VOCDataset', data_root=data_root,
+            metainfo=dict(classes=classes), pipeline=train_pipeline,
+            filter_cfg=dict(filter_empty_gt=True, min_size=32))
+train_dataloader = dict(dataset=dict(
+    type='RepeatDataset', times=3,
+    dataset=dict(type='ConcatDataset', ignore_keys=['dataset_type'],
+                 datasets=[
+        dict(_voc, ann_file='VOC2007/ImageSets/Main/trainval.txt',
+             data_prefix=dict(sub_data_root='VOC2007/')),
+        dict(_voc, ann_file='VOC2012/ImageSets/Main/trainval.txt',
+             data_prefix=dict(sub_data_root='VOC2012/'))])))
+"""
+FILTER = "dict(type='CountingFilterAnnotations', min_gt_bbox_wh=(1, 1)),"
+
+
+def _xml(objects, size=(96, 64)):
+    objs = ''.join(
+        f'<object><name>{n}</name><difficult>0</difficult><bndbox>'
+        f'<xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>'
+        f'<ymax>{b[3]}</ymax></bndbox></object>' for n, b in objects)
+    return (f'<annotation><size><width>{size[0]}</width><height>{size[1]}'
+            f'</height><depth>3</depth></size>{objs}</annotation>')
+
+
+def _make_voc(tiny_data, root):
+    """tiny_data's train split as VOC2007 (images 0-4) + VOC2012 (5-7)."""
+    coco = json.load(open(f'{tiny_data}/annotations/train.json'))
+    names = {c['id']: c['name'] for c in coco['categories']}
+    for year, ids in (('VOC2007', range(0, 5)), ('VOC2012', range(5, 8))):
+        base = osp.join(root, year)
+        for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
+            os.makedirs(osp.join(base, sub))
+        for i in ids:
+            img = cv2.imread(f'{tiny_data}/train/{i:06d}.png')
+            cv2.imwrite(f'{base}/JPEGImages/{i:06d}.jpg', img)
+            objects = [(names[a['category_id']],
+                        [a['bbox'][0] + 1, a['bbox'][1] + 1,
+                         a['bbox'][0] + a['bbox'][2] + 1,
+                         a['bbox'][1] + a['bbox'][3] + 1])
+                       for a in coco['annotations'] if a['image_id'] == i]
+            with open(f'{base}/Annotations/{i:06d}.xml', 'w') as f:
+                f.write(_xml(objects))
+        with open(f'{base}/ImageSets/Main/trainval.txt', 'w') as f:
+            f.write(''.join(f'{i:06d}\n' for i in ids))
+
+
+def _findings(out_dir):
+    report = json.load(open(osp.join(out_dir, 'report.json')))
+    return report, {(f['severity'], f['kind'], osp.basename(f['file']))
+                    for f in report['findings']}
+
+
+@pytest.fixture(scope='module')
+def voc_root(tiny_data, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('voc') / 'VOCdevkit')
+    _make_voc(tiny_data, root)
+    ann = f'{root}/VOC2007/Annotations'
+    # planted: zero-width box, box outside the image, unknown class,
+    # an image without boxes, a missing image file (in VOC2012)
+    with open(f'{ann}/000000.xml', 'w') as f:
+        f.write(_xml([('disc', [20, 10, 20, 30]), ('square', [5, 5, 25, 25])]))
+    with open(f'{ann}/000001.xml', 'w') as f:
+        f.write(_xml([('bar', [120, 10, 140, 30]), ('ring', [5, 5, 25, 25])]))
+    with open(f'{ann}/000002.xml', 'w') as f:
+        f.write(_xml([('unicorn', [5, 5, 25, 25]), ('disc', [5, 5, 25, 25])]))
+    with open(f'{ann}/000003.xml', 'w') as f:
+        f.write(_xml([]))
+    os.remove(f'{root}/VOC2012/JPEGImages/000006.jpg')
+    return root
+
+
+@pytest.mark.parametrize('filtered', [True, False],
+                         ids=['filtered', 'unfiltered'])
+def test_voc_planted_mistakes(voc_root, tmp_path, filtered, capsys):
+    cfg = tmp_path / 'voc.py'
+    cfg.write_text(VOC_CFG.format(root=voc_root + '/', classes=DEMO_CLASSES,
+                                  filter=FILTER if filtered else ''))
+    out = str(tmp_path / 'out')
+    assert tool.main([str(cfg), '--out-dir', out, '--no-progress']) == 1
+    report, found = _findings(out)
+    bad = 'warning' if filtered else 'error'
+    assert {(bad, 'degenerate_box', '000000.xml'),
+            (bad, 'outside_box', '000001.xml'),
+            ('warning', 'unknown_class', '000002.xml'),
+            ('warning', 'empty_image', '000003.xml'),
+            ('error', 'missing_image', '000006.jpg')} <= found
+    assert len({k for k in found if k[0] == 'error'}) == (1 if filtered
+                                                          else 3)
+    assert report['num_images'] == 8
+    assert report['unknown_classes'] == {'unicorn': 1}
+    assert sum(report['class_counts'].values()) == report['num_boxes']
+    assert osp.getsize(osp.join(out, 'box_stats.png')) > 1000
+    text = capsys.readouterr().out
+    assert 'result: FAILED' in text and '000006.jpg' in text
+
+
+def test_coco_planted_mistakes_and_exit_status(tiny_data, tmp_path):
+    data = str(tmp_path / 'coco')
+    shutil.copytree(tiny_data, data)
+    ann_file = f'{data}/annotations/train.json'
+    coco = json.load(open(ann_file))
+    coco['categories'].append(dict(id=99, name='unicorn'))
+    anns = [a for a in coco['annotations'] if a['image_id'] != 4]  # empty
+    new = [dict(image_id=0, category_id=1, bbox=[10, 10, 0, 8], area=0),
+           dict(image_id=1, category_id=2, bbox=[200, 10, 8, 8], area=64),
+           dict(image_id=2, category_id=99, bbox=[5, 5, 8, 8], area=64)]
+    for a in new:
+        anns.append(dict(a, id=len(anns) + 1000, iscrowd=0))
+    coco['annotations'] = anns
+    with open(ann_file, 'w') as f:
+        json.dump(coco, f)
+    cfg = tmp_path / 'coco.py'
+    cfg.write_text(f"""
+train_dataloader = dict(dataset=dict(
+    type='CocoDataset', data_root={data!r}, ann_file='annotations/train.json',
+    data_prefix=dict(img='train/'), metainfo=dict(classes={DEMO_CLASSES!r}),
+    pipeline=[dict(type='LoadImageFromFile')]))
+""")
+    out = str(tmp_path / 'out')
+    args = [str(cfg), '--out-dir', out, '--no-progress']
+    # the COCO loader drops all three planted boxes: warnings, exit 0
+    assert tool.main(args) == 0
+    assert tool.main(args + ['--strict']) == 1
+    _, found = _findings(out)
+    assert found == {('warning', 'degenerate_box', '000000.png'),
+                     ('warning', 'outside_box', '000001.png'),
+                     ('warning', 'unknown_class', '000002.png'),
+                     ('warning', 'empty_image', '000004.png')}
+    os.remove(f'{data}/train/000003.png')
+    run = subprocess.run([sys.executable, 'tools/misc/check_dataset.py'] +
+                         args, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert '[missing_image]' in run.stdout and '000003.png' in run.stdout
