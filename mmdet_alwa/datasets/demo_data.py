@@ -12,6 +12,7 @@ written in COCO format, which mmdet's ``CocoDataset`` reads::
 The same arguments always give byte-identical files (numpy ``default_rng``
 seeded per image, PNG is lossless).
 """
+import inspect
 import json
 import os
 import os.path as osp
@@ -193,15 +194,31 @@ def generate_demo_dataset(out_dir: str,
     return paths
 
 
+_GENERATE_SIGNATURE = inspect.signature(generate_demo_dataset)
+
+
 def ensure_demo_dataset(out_dir: str = 'data/demo', **kwargs) -> Dict[str, str]:
-    """Generate the demo dataset unless an identical one is already there."""
+    """Generate the demo dataset unless an identical one is already there.
+
+    ``kwargs`` are those of :func:`generate_demo_dataset`. A stamp file written
+    after a complete generation records the parameters (defaults included), so
+    a changed parameter, a new generator version or an interrupted generation
+    all regenerate, and nothing else does.
+    """
+    params = _GENERATE_SIGNATURE.bind(out_dir, **kwargs)
+    params.apply_defaults()
+    wanted = dict(params.arguments, version=_VERSION)
+    del wanted['out_dir']
+    wanted = json.loads(json.dumps(wanted))  # tuples -> lists, as stored
     stamp = osp.join(out_dir, '.generated.json')
-    wanted = dict(version=_VERSION, **kwargs)
-    if osp.isfile(stamp):
+    paths = {s: osp.join(out_dir, 'annotations', f'{s}.json')
+             for s in ('train', 'val')}
+    if osp.isfile(stamp) and all(osp.isfile(p) for p in paths.values()):
         with open(stamp) as f:
             if json.load(f) == wanted:
-                return {s: osp.join(out_dir, 'annotations', f'{s}.json')
-                        for s in ('train', 'val')}
+                return paths
+    if osp.isfile(stamp):
+        os.remove(stamp)
     paths = generate_demo_dataset(out_dir, **kwargs)
     with open(stamp, 'w') as f:
         json.dump(wanted, f)
