@@ -107,9 +107,9 @@ def tiny_cfg(config: str, work_dir: str, data_root: str, max_iters: int = 4,
     train_pipeline = [
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations', with_bbox=True),
-        *_filter_step(old_train.pipeline),
         dict(type='Resize', scale=TINY_IMG, keep_ratio=True),
         dict(type='RandomFlip', prob=0.5),
+        *_filter_step(old_train.pipeline),
         dict(type='PackDetInputs'),
     ]
     test_pipeline = [

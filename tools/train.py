@@ -59,7 +59,10 @@ def main(argv=None):
         if not torch.cuda.is_available():
             sys.exit('--amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper); '
                      'drop it to train in fp32 on the CPU')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        # keep our non-finite loss guard when the config has it
+        guarded = cfg.optim_wrapper.get('type') == 'NonFiniteGuardOptimWrapper'
+        cfg.optim_wrapper.type = 'NonFiniteGuardAmpOptimWrapper' if guarded \
+            else 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
