@@ -110,3 +110,27 @@ def test_bad_arguments():
         MultiAnnotationTripletLoss(mining='semi_hard')
     with pytest.raises(ValueError, match='labels'):
         batch_all_triplet_loss(EMB, CLS[:3], 0.1)
+
+
+def _brute_force_batch_all(emb, labels, margin):
+    """Eq. 1 on the materialised (N, N, N) triplets, as the authors do."""
+    d = pairwise_distances(emb)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool)
+    valid = (same & ~eye)[:, :, None] & ~same[:, None, :]
+    loss = ((d[:, :, None] - d[:, None, :] + margin) * valid).clamp(min=0)
+    return loss.sum() / (loss > 1e-16).sum()
+
+
+def test_batch_all_gradients_match_the_materialised_triplets():
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(40, 8, generator=gen), dim=1)
+    labels = torch.randint(0, 4, (40, ), generator=gen)
+    a = emb.clone().requires_grad_()
+    b = emb.clone().requires_grad_()
+    loss_a, _ = batch_all_triplet_loss(a, labels, 0.3)
+    loss_b = _brute_force_batch_all(b, labels, 0.3)
+    loss_a.backward()
+    loss_b.backward()
+    assert loss_a.item() == pytest.approx(loss_b.item(), rel=1e-5)
+    assert torch.allclose(a.grad, b.grad, atol=1e-6)

@@ -173,6 +173,7 @@ def plot_elbow(result: Dict, path: str) -> None:
                 markersize=14, label=f'k = {result["k"]} '
                 f'({result["k_selection"]})')
         ax.legend()
+    ax.set_xticks(ks)
     ax.set_xlabel('number of clusters k')
     ax.set_ylabel('within-cluster sum of squares')
     ax.set_title('Elbow method on normalised box shapes')

@@ -66,26 +66,38 @@ def batch_all_triplet_loss(embeddings: Tensor, labels: Tensor,
                            margin: float) -> Tuple[Tensor, Tensor]:
     """Mean of Eq. 1 over the positive valid triplets.
 
-    Returns ``(loss, fraction of valid triplets that are positive)``; the
-    memory is ``O(N^3)``.
+    Returns ``(loss, fraction of valid triplets that are positive)``.
+    The ``N^3`` triplets are not materialised: for an anchor ``a`` and a
+    positive ``p``, the negatives with a positive loss are those with
+    ``d(a, n) < d(a, p) + m``; with each anchor's negative distances sorted
+    and cumulated, their count ``c`` and distance sum ``S`` come from a binary
+    search, and the triplets contribute ``c * (d(a, p) + m) - S``
+    (``O(N^2 log N)`` time, ``O(N^2)`` memory, the same gradients).
     """
     _check_inputs(embeddings, labels)
     if embeddings.size(0) < 3:
         return _zero(embeddings), embeddings.new_zeros(())
     dist = pairwise_distances(embeddings)
     same = labels[:, None] == labels[None, :]
-    distinct = ~torch.eye(labels.numel(), dtype=torch.bool,
-                          device=labels.device)
-    # valid[a, p, n]: a != p, label(a) == label(p), label(a) != label(n);
-    # n differs from a and p through its label
-    valid = (same & distinct)[:, :, None] & ~same[:, None, :]
-    loss = (dist[:, :, None] - dist[:, None, :] + margin).clamp(min=0)
-    loss = loss * valid
-    num_pos = (loss > 1e-16).sum()
-    frac = num_pos.float() / valid.sum().clamp(min=1)
+    pos_mask = same & ~torch.eye(
+        labels.numel(), dtype=torch.bool, device=labels.device)
+    neg_mask = ~same
+    neg_sorted = torch.where(neg_mask, dist,
+                             dist.new_full((), float('inf'))).sort(dim=1)[0]
+    finite = torch.isfinite(neg_sorted)
+    csum = torch.where(finite, neg_sorted, 0).cumsum(dim=1)
+    csum = torch.cat([csum.new_zeros(csum.size(0), 1), csum], dim=1)
+    thresh = (dist + margin).detach()
+    count = torch.searchsorted(neg_sorted.detach().contiguous(),
+                               thresh.contiguous())  # (a, p): # n below
+    pair_loss = count * (dist + margin) - csum.gather(1, count)
+    count = count * pos_mask
+    num_pos = count.sum()
+    num_valid = (pos_mask.sum(1) * neg_mask.sum(1)).sum()
+    frac = num_pos.float() / num_valid.clamp(min=1)
     if num_pos == 0:
         return _zero(embeddings), frac
-    return loss.sum() / num_pos, frac
+    return (pair_loss * pos_mask).sum() / num_pos, frac
 
 
 def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor,
