@@ -134,3 +134,17 @@ def test_batch_all_gradients_match_the_materialised_triplets():
     loss_b.backward()
     assert loss_a.item() == pytest.approx(loss_b.item(), rel=1e-5)
     assert torch.allclose(a.grad, b.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize('mining', ['batch_all', 'batch_hard'])
+def test_half_precision_autocast_stays_finite(mining):
+    emb = torch.tensor([[1., 0.], [1., 0.], [0., 1.], [0.6, 0.8]])
+    lin = torch.nn.Linear(2, 4)
+    loss_fn = MultiAnnotationTripletLoss(mining=mining)
+    with torch.autocast('cpu', dtype=torch.float16):
+        out = lin(emb)  # duplicate rows: zero distances
+        loss = loss_fn(out, torch.tensor([0, 0, 1, 1]),
+                       torch.tensor([0, 1, 0, 1]))
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert torch.isfinite(lin.weight.grad).all()

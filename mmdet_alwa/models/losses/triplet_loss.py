@@ -49,13 +49,16 @@ def pairwise_distances(embeddings: Tensor) -> Tensor:
     """``(N, N)`` Euclidean distances of ``(N, D)`` embeddings.
 
     As in the authors' code: ``|a|^2 - 2<a, b> + |b|^2`` clamped at 0, and the
-    square root's infinite gradient at 0 kept out of the zero distances.
+    square root's infinite gradient at 0 kept out of the zero distances. In
+    float32 even under autocast: the 1e-16 guard underflows in half precision.
     """
-    dot = embeddings @ embeddings.t()
-    sq = dot.diagonal()
-    d2 = (sq[:, None] - 2 * dot + sq[None, :]).clamp(min=0)
-    zero = d2 == 0
-    return torch.sqrt(d2 + zero.float() * 1e-16) * (~zero).float()
+    with torch.autocast(embeddings.device.type, enabled=False):
+        emb = embeddings.float()
+        dot = emb @ emb.t()
+        sq = dot.diagonal()
+        d2 = (sq[:, None] - 2 * dot + sq[None, :]).clamp(min=0)
+        zero = d2 == 0
+        return torch.sqrt(d2 + zero.float() * 1e-16) * (~zero).float()
 
 
 def _zero(embeddings: Tensor) -> Tensor:

@@ -96,7 +96,8 @@ class TripletRoIHead(StandardRoIHead):
                              'cluster_boxes.py) is required when '
                              'loss_triplet.box_weight > 0')
         self.box_clusters = box_clusters
-        self._clusters = None
+        self._clusters = None  # the JSON as tensors, read when first needed
+        self._gt_box_labels = None  # per image, during loss() only
         in_channels = embed_in_channels or self.bbox_roi_extractor.out_channels
         for name, value in (('embed_in_channels', in_channels),
                             ('embed_hidden_channels', embed_hidden_channels),
