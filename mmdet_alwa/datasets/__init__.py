@@ -1,1 +1,2 @@
 from . import transforms  # noqa: F401
+from . import unlabeled  # noqa: F401

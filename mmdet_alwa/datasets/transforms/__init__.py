@@ -1,2 +1,3 @@
 
 from .counting_filter import CountingFilterAnnotations  # noqa: F401
+from . import simclr  # noqa: F401

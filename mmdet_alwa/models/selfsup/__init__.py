@@ -1,1 +1,2 @@
 
+from . import simclr  # noqa: F401
