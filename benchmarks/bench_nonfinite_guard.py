@@ -1,7 +1,7 @@
 """Step time of Faster R-CNN with and without the non-finite loss guard.
 
-Two copies of the same detector (same initial weights, same batches, same random
-seeds, so the same work and the same weights at every step) train
+Two copies of the same detector (same initial weights, same batches, same
+random seeds, so the same work and the same weights at every step) train
 through ``model.train_step``: one with mmengine's ``OptimWrapper``, one with
 ``NonFiniteGuardOptimWrapper``. Rounds alternate which goes first; the ratio
 reported is the median over rounds of guard/plain mean step time (target
@@ -30,8 +30,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--config',
-                   default=osp.join(REPO, 'configs/_base_/faster_rcnn_r50_voc.py'))
+    p.add_argument('--config', default=osp.join(
+        REPO, 'configs/_base_/faster_rcnn_r50_voc.py'))
     p.add_argument('--depth', type=int, default=18, choices=(18, 34, 50, 101))
     p.add_argument('--width', type=int, default=64,
                    help='ResNet base channels (64: the real R18/R50); FPN '
