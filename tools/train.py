@@ -17,6 +17,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmdet_alwa  # noqa: E402,F401  (registers our modules)
+from mmdet_alwa.engine.optimizers import amp_optim_wrapper_type  # noqa: E402
 from mmdet_alwa.utils import prepare_run  # noqa: E402
 
 
@@ -59,10 +60,9 @@ def main(argv=None):
         if not torch.cuda.is_available():
             sys.exit('--amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper); '
                      'drop it to train in fp32 on the CPU')
-        # keep our non-finite loss guard when the config has it
-        guarded = cfg.optim_wrapper.get('type') == 'NonFiniteGuardOptimWrapper'
-        cfg.optim_wrapper.type = 'NonFiniteGuardAmpOptimWrapper' if guarded \
-            else 'AmpOptimWrapper'
+        # keeps our non-finite loss guard when the config has it
+        cfg.optim_wrapper.type = amp_optim_wrapper_type(
+            cfg.optim_wrapper.get('type', 'OptimWrapper'))
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
