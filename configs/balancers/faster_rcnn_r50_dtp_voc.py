@@ -6,10 +6,13 @@ _base_ = '../_base_/faster_rcnn_r50_voc.py'
 balanced_head = 'rpn_head'
 dtp_gamma = 1.0  # focusing parameter of the task-level focal term
 dtp_alpha = 0.1  # EMA factor of the new KPI
+# accuracy over the RPN's sampled anchors
+dtp_cls_metric = 'accuracy'
 
 custom_hooks = [
     dict(type='LossWeightingHook', name='dtp',
          rule=dict(type='DTP', gamma=dtp_gamma, alpha=dtp_alpha),
          losses=dict(cls=f'{balanced_head}.loss_cls',
-                     reg=f'{balanced_head}.loss_bbox')),
+                     reg=f'{balanced_head}.loss_bbox'),
+         signals=dict(kpi=dict(type='kpi', cls_metric=dtp_cls_metric))),
 ]

@@ -45,7 +45,7 @@ def _owner(model: nn.Module, module: nn.Module) -> Optional[nn.Module]:
 
 
 class LossInputProvider(SignalProvider):
-    """Accumulates a per-task ``(sum, count)`` from the loss modules' inputs.
+    """Accumulates per-task statistics from the loss modules' inputs.
 
     Args:
         kinds (dict, optional): ``{task: 'cls' | 'reg'}``; default: inferred
@@ -86,11 +86,13 @@ class LossInputProvider(SignalProvider):
             kind = self.kinds.get(task) or (
                 'cls' if not target.is_floating_point() else 'reg')
             with torch.no_grad():
-                total, count = self._measure(kind, module, head, pred,
-                                             target, weight)
+                stats = torch.stack([torch.as_tensor(v, dtype=torch.float64)
+                                     .to(pred.device) for v in self._measure(
+                                         kind, module, head, pred, target,
+                                         weight)])
             # tensors: no device sync until collect()
-            self.sums[task] = self.sums.get(task, 0) + total
-            self.counts[task] = self.counts.get(task, 0) + count
+            self.kind_of[task] = kind
+            self.stats[task] = self.stats.get(task, 0) + stats
             return None
 
         return hook
@@ -99,8 +101,8 @@ class LossInputProvider(SignalProvider):
         raise NotImplementedError
 
     def reset(self) -> None:
-        self.sums: Dict[str, torch.Tensor] = {}
-        self.counts: Dict[str, torch.Tensor] = {}
+        self.stats: Dict[str, torch.Tensor] = {}
+        self.kind_of: Dict[str, str] = {}
 
     def detach(self) -> None:
         for handle in self._handles:
@@ -111,7 +113,24 @@ class LossInputProvider(SignalProvider):
 @register_signal_provider('kpi')
 class KPIProvider(LossInputProvider):
     """DTP's KPIs: classification accuracy, regression mean IoU (see the
-    module docstring)."""
+    module docstring).
+
+    Args:
+        kinds: as :class:`LossInputProvider`.
+        cls_metric (str): ``'accuracy'`` (default) or ``'balanced'``, the mean
+            of the foreground and background accuracies. Without a sampler
+            (RetinaNet) almost every anchor is background, the accuracy is
+            ~0.98 from the start and DTP all but switches the classification
+            loss off; the balanced accuracy does not saturate that way.
+    """
+
+    def __init__(self, kinds: Optional[Mapping[str, str]] = None,
+                 cls_metric: str = 'accuracy') -> None:
+        if cls_metric not in ('accuracy', 'balanced'):
+            raise ValueError(f'cls_metric must be "accuracy" or "balanced", '
+                             f'got {cls_metric!r}')
+        self.cls_metric = cls_metric
+        super().__init__(kinds)
 
     def _measure(self, kind, module, head, pred, target, weight):
         # masks instead of boolean indexing: no device sync per loss call
@@ -125,7 +144,12 @@ class KPIProvider(LossInputProvider):
                                           idx.new_tensor(pred.size(1)))
             else:
                 pred_labels = pred.argmax(dim=1)
-            return ((pred_labels == target) & keep).sum(), keep.sum()
+            correct = (pred_labels == target) & keep
+            # foreground: labels 0..C-1; background label = C (sigmoid) or
+            # the last channel (softmax)
+            fg = keep & (target < (pred.size(1) if getattr(
+                module, 'use_sigmoid', False) else pred.size(1) - 1))
+            return correct.sum(), keep.sum(), (correct & fg).sum(), fg.sum()
         pos = weight.reshape(weight.size(0), -1).gt(0).any(dim=1)
         pred, target = pred.float(), target.float()
         if not getattr(head, 'reg_decoded_bbox', False):
@@ -138,13 +162,21 @@ class KPIProvider(LossInputProvider):
             target = head.bbox_coder.decode(unit, target)
             pred, target = (getattr(b, 'tensor', b) for b in (pred, target))
         iou = bbox_overlaps(pred, target, is_aligned=True)
-        return torch.where(pos, iou, 0).sum(), pos.sum()
+        return torch.where(pos, iou, 0).sum(), pos.sum(), 0, 0
 
     def collect(self) -> Dict[str, float]:
         out = {}
         for task in self.loss_modules:
-            count = float(self.counts.get(task, 0))
-            out[task] = float(self.sums[task]) / count if count else math.nan
+            if task not in self.stats:
+                out[task] = math.nan
+                continue
+            hits, total, fg_hits, fg = self.stats[task].tolist()
+            if self.kind_of[task] == 'cls' and self.cls_metric == 'balanced':
+                rates = [h / n for h, n in ((fg_hits, fg),
+                                            (hits - fg_hits, total - fg)) if n]
+                out[task] = sum(rates) / len(rates) if rates else math.nan
+            else:
+                out[task] = hits / total if total else math.nan
         return out
 
 
@@ -156,10 +188,11 @@ class NumSamplesProvider(LossInputProvider):
     def _measure(self, kind, module, head, pred, target, weight):
         rows = weight.reshape(weight.size(0), -1)
         n = rows[:, 0] > 0 if kind == 'cls' else rows.gt(0).any(dim=1)
-        return n.sum(), 0
+        return (n.sum(), )
 
     def collect(self) -> Dict[str, float]:
-        return {t: float(self.sums.get(t, 0)) for t in self.loss_modules}
+        return {t: float(self.stats[t][0]) if t in self.stats else 0.0
+                for t in self.loss_modules}
 
 
 @register_signal_provider('grad_norm')
