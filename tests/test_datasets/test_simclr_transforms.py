@@ -85,8 +85,9 @@ def test_dataset_from_detection_config(tiny_data):
         dataset=dict(type='RepeatDataset', times=3, dataset=inner)))
     folder = _dataset(tiny_data)
     # repeats dropped: the same images as the folder
-    assert sorted(d['img_path'] for d in ds.data_list) == \
-        sorted(d['img_path'] for d in folder.data_list)
+    def paths(d):
+        return sorted(d.get_data_info(i)['img_path'] for i in range(len(d)))
+    assert len(ds) == len(folder) == 8 and paths(ds) == paths(folder)
     assert len(ds[0]['inputs']) == 2
 
 
