@@ -1,0 +1,135 @@
+# A small Faster R-CNN (narrow ResNet-18 + FPN, trained from scratch) on the
+# built-in demo data (mmdet_alwa/datasets/demo_data.py, generated on first use
+# by tools/demo.py). Sized so that `make demo` trains and evaluates it in a few
+# minutes on a 2-core CPU and reaches bbox mAP@0.5 >= 0.5.
+_base_ = [
+    'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
+    '../_base_/default_runtime.py',  # mmdet's + custom_imports, TensorBoard
+]
+
+# ---- knobs ----
+data_root = 'data/demo/'
+classes = ('disc', 'square', 'triangle', 'bar', 'ring')  # = DEMO_CLASSES
+img_scale = (160, 120)  # (w, h)
+# arguments of generate_demo_dataset, used by tools/demo.py
+demo_data = dict(num_train=240, num_val=60, img_size=img_scale, seed=0)
+base_channels = 16  # ResNet-18 stage widths: 16, 32, 64, 128
+fpn_channels = 64
+fc_channels = 256
+anchor_scale = 4  # anchors of 16..256 px on strides 4..64: objects are 14-150 px
+batch_size = 8
+max_epochs = 24
+lr = 2e-3
+weight_decay = 0.05
+warmup_iters = 100
+num_workers = 2
+
+# ---- model ----
+model = dict(
+    backbone=dict(
+        depth=18,
+        base_channels=base_channels,
+        # from scratch: every stage trains, BN statistics are learned
+        frozen_stages=-1,
+        norm_eval=False,
+        init_cfg=None),
+    neck=dict(
+        in_channels=[base_channels * 2**i for i in range(4)],
+        out_channels=fpn_channels),
+    rpn_head=dict(
+        in_channels=fpn_channels,
+        feat_channels=fpn_channels,
+        anchor_generator=dict(scales=[anchor_scale])),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=fpn_channels),
+        bbox_head=dict(
+            in_channels=fpn_channels,
+            fc_out_channels=fc_channels,
+            num_classes=len(classes))),
+    # a handful of objects per image needs far fewer proposals than COCO
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=100)))
+
+# ---- data ----
+metainfo = dict(classes=classes)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    # FilterAnnotations that counts what it drops (FilteredAnnotationsHook)
+    dict(type='CountingFilterAnnotations', min_gt_bbox_wh=(1, 1),
+         keep_empty=False),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=num_workers,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    dataset=dict(
+        type='CocoDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/train.json',
+        data_prefix=dict(img='train/'),
+        filter_cfg=dict(filter_empty_gt=True),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=num_workers,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CocoDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/val.json',
+        data_prefix=dict(img='val/'),
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/val.json',
+    metric='bbox',
+    format_only=False)
+test_evaluator = val_evaluator
+
+# ---- schedule ----
+train_cfg = dict(
+    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    # stops with a clear error on a NaN/inf loss (docs/troubleshooting_nan.md)
+    type='NonFiniteGuardOptimWrapper',
+    nonfinite_policy='raise',
+    optimizer=dict(type='AdamW', lr=lr, weight_decay=weight_decay),
+    clip_grad=dict(max_norm=10, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=warmup_iters),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
+         T_max=max_epochs, eta_min=lr * 0.01, convert_to_iter_based=True),
+]
+auto_scale_lr = dict(enable=False, base_batch_size=batch_size)
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', interval=max_epochs,
+                    max_keep_ckpts=1, save_last=True))
+log_processor = dict(window_size=10)

@@ -1,0 +1,57 @@
+"""tools/demo.py end to end on a tiny version of the demo (ALWA_1 config)."""
+import importlib.util
+import json
+import os.path as osp
+
+from _helpers import REPO_ROOT
+
+
+def _load_demo():
+    spec = importlib.util.spec_from_file_location(
+        'demo_tool', osp.join(REPO_ROOT, 'tools', 'demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_generates_trains_evaluates_and_visualises(tmp_path, capsys):
+    demo = _load_demo()
+    root = str(tmp_path / 'data' / 'demo') + '/'
+    loader = dict(num_workers=0, persistent_workers=False, batch_size=2)
+    options = {
+        'data_root': root,
+        'demo_data.num_train': 4, 'demo_data.num_val': 2,
+        'demo_data.img_size': [96, 64],
+        'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 2,
+        'custom_hooks.0.rule.interval': 2, 'default_hooks.logger.interval': 1,
+        # an almost untrained model must still give boxes to evaluate
+        'model.test_cfg.rcnn.score_thr': 0.0,
+        'val_evaluator.ann_file': root + 'annotations/val.json',
+        'test_evaluator.ann_file': root + 'annotations/val.json',
+    }
+    for split in ('train', 'val', 'test'):
+        options[f'{split}_dataloader.dataset.data_root'] = root
+        for key, value in loader.items():
+            options[f'{split}_dataloader.{key}'] = value
+    argv = ['--config', demo.DEFAULT_CONFIG, '--work-dir',
+            str(tmp_path / 'work'), '--num-vis', '2', '--cfg-options']
+    argv += [f'{k}={json.dumps(v)}' if isinstance(v, list) else f'{k}={v}'
+             for k, v in options.items()]
+    result = demo.main(argv)
+
+    # the data was generated with the config's parameters
+    with open(osp.join(root, 'annotations', 'train.json')) as f:
+        assert len(json.load(f)['images']) == 4
+    assert set(result['metrics']) == {'bbox_mAP', 'bbox_mAP_50'}
+    assert all(0 <= v <= 1 for v in result['metrics'].values())
+    assert osp.isfile(result['checkpoint'])
+    assert len(result['vis']) == 2 and all(map(osp.isfile, result['vis']))
+    # 4 iterations with C = 2: alpha starts at 1 and is logged every
+    # iteration it is printed (the trajectory keeps the changes only)
+    traj = result['alphas']['alwa/alpha']
+    assert traj[0] == (1, 1.0)
+    assert all(0 < v <= 1 for _, v in traj)
+    out = capsys.readouterr().out
+    for line in ('bbox_mAP_50:', 'log:', 'checkpoint:', 'predictions:',
+                 'alwa/alpha'):
+        assert line in out

@@ -1,0 +1,151 @@
+"""Train, evaluate and visualise the demo detector on the built-in demo data.
+
+What ``make demo`` runs::
+
+    python tools/demo.py [--config CONFIG] [--work-dir work_dirs/demo]
+
+The demo data is generated on first use into the config's ``data_root``
+(``data/demo/``). At the end the script prints bbox mAP and mAP@0.5 on the
+val split, where the log, the checkpoint and the visualised predictions are,
+and the ALWA weight trajectory when the config balances losses with ALWA.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import time
+from typing import Dict, List, Tuple
+
+# Idle OpenMP threads sleep instead of spinning: on a busy CPU, spinning
+# threads waiting for a descheduled peer made training several times slower.
+# Read when torch loads its OpenMP runtime, so set before importing torch.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
+import mmcv  # noqa: E402
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dataset import pseudo_collate  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+from mmdet.structures.bbox import get_box_tensor  # noqa: E402
+
+import mmdet_alwa  # noqa: F401,E402  (registers our modules)
+from mmdet_alwa.datasets.demo_data import ensure_demo_dataset  # noqa: E402
+
+DEFAULT_CONFIG = 'configs/demo/faster_rcnn_r18_alwa1_demo.py'
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='demo config (default: %(default)s)')
+    parser.add_argument('--work-dir', default='work_dirs/demo',
+                        help='where logs and checkpoints go '
+                        '(default: %(default)s)')
+    parser.add_argument('--num-vis', type=int, default=4,
+                        help='number of val images to visualise')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='score threshold of the drawn predictions')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    args = parser.parse_args(argv)
+    if args.num_vis < 0:
+        parser.error('--num-vis must be >= 0')
+    return args
+
+
+def visualise(runner: Runner, num: int, score_thr: float,
+              zoom: int = 3) -> List[str]:
+    """Draw ground truth (left) and predictions (right) of ``num`` val images,
+    enlarged ``zoom`` times so that the labels stay readable."""
+    dataset = runner.val_dataloader.dataset
+    visualizer = runner.visualizer
+    visualizer.dataset_meta = dataset.metainfo
+    out_dir = osp.join(runner.log_dir, 'vis')
+    model = runner.model
+    model.eval()
+    paths = []
+    with torch.no_grad():
+        for idx in range(min(num, len(dataset))):
+            sample = model.test_step(pseudo_collate([dataset[idx]]))[0]
+            img = mmcv.imread(sample.img_path, channel_order='rgb')
+            img = mmcv.imrescale(img, zoom, interpolation='nearest')
+            for inst in (sample.gt_instances, sample.pred_instances):
+                inst.bboxes = get_box_tensor(inst.bboxes) * zoom
+            name = osp.basename(sample.img_path)
+            out_file = osp.join(out_dir, name)
+            visualizer.add_datasample(
+                name, img, data_sample=sample, draw_gt=True,
+                pred_score_thr=score_thr, out_file=out_file)
+            paths.append(out_file)
+    return paths
+
+
+def read_scalars(log_dir: str) -> List[dict]:
+    """The training records that mmengine's LocalVisBackend wrote."""
+    path = osp.join(log_dir, 'vis_data', 'scalars.json')
+    if not osp.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def alpha_trajectory(records: List[dict]) -> Dict[str, List[Tuple[int, float]]]:
+    """Per logged ALWA scalar with 'alpha' in its name: ``[(iter, value)]``
+    at the iterations where the value changed (and the first one)."""
+    out: Dict[str, List[Tuple[int, float]]] = {}
+    for rec in records:
+        for key, value in rec.items():
+            if 'alpha' not in key or 'step' not in rec:
+                continue
+            traj = out.setdefault(key, [])
+            if not traj or abs(traj[-1][1] - value) > 1e-12:
+                traj.append((rec['step'], value))
+    return out
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    start = time.time()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir
+
+    data_root = cfg.get('data_root', 'data/demo/')
+    print(f'demo data: {data_root} (generated on first use)', flush=True)
+    ensure_demo_dataset(data_root, **cfg.get('demo_data', {}))
+
+    runner = Runner.from_cfg(cfg)
+    runner.train()  # evaluates on val at the end (val_interval = max_epochs)
+    hub = runner.message_hub
+    metrics = {k: hub.get_scalar(f'val/coco/{k}').current()
+               for k in ('bbox_mAP', 'bbox_mAP_50')
+               if f'val/coco/{k}' in hub.log_scalars}
+    vis_paths = visualise(runner, args.num_vis, args.score_thr)
+
+    last = osp.join(cfg.work_dir, 'last_checkpoint')
+    checkpoint = open(last).read().strip() if osp.isfile(last) else None
+    alphas = alpha_trajectory(read_scalars(runner.log_dir))
+
+    print('\n==== mmdet_alwa demo ====')
+    print(f'config:      {args.config}')
+    for key, value in metrics.items():
+        print(f'{key + ":":12s} {value:.3f}  (val split)')
+    print(f'log:         {osp.join(runner.log_dir, runner.timestamp + ".log")}')
+    print(f'scalars:     {osp.join(runner.log_dir, "vis_data", "scalars.json")}')
+    print(f'checkpoint:  {checkpoint}')
+    print(f'predictions: {osp.dirname(vis_paths[0]) if vis_paths else None} '
+          f'({len(vis_paths)} images, ground truth left, prediction right)')
+    for key, traj in alphas.items():
+        steps = ', '.join(f'{it}: {v:.3f}' for it, v in traj)
+        print(f'{key} (iteration: value where it changed): {steps}')
+    if alphas:
+        print(f'plot:        python tools/analysis_tools/plot_loss_weights.py '
+              f'{cfg.work_dir}')
+    print(f'total time:  {time.time() - start:.0f} s')
+    return dict(metrics=metrics, checkpoint=checkpoint, vis=vis_paths,
+                log_dir=runner.log_dir, alphas=alphas)
+
+
+if __name__ == '__main__':
+    main()
