@@ -1,6 +1,6 @@
 # Sample-level dynamic balancing (paper 004 Eq. 9, -(1-p)^beta log p) on the
 # classification losses of Faster R-CNN R50 VOC0712; see docs/balancers.md.
-_base_ = '../_base_/faster_rcnn_r50_voc.py'
+_base_ = '../alwa/faster_rcnn_r50_baseline_voc.py'
 sample_beta = 2.0  # sample-level focusing parameter
 
 model = dict(

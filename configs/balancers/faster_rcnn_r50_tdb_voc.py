@@ -1,6 +1,6 @@
 # Task-level dynamic balancing (TDB, paper 004 Eq. 10-16) on Faster R-CNN R50
 # VOC0712; n_j = samples each loss is computed over; see docs/balancers.md.
-_base_ = '../_base_/faster_rcnn_r50_voc.py'
+_base_ = '../alwa/faster_rcnn_r50_baseline_voc.py'
 # Balanced losses: the RPN's, as ALWA's (Table 4 of the ALWA paper); set
 # balanced_head = 'roi_head.bbox_head' to balance the RoI head instead.
 balanced_head = 'rpn_head'

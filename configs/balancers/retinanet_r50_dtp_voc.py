@@ -1,6 +1,6 @@
 # DTP (Guo et al. 2018) on RetinaNet R50 VOC0712; KPIs: accuracy of the sampled
 # anchors (cls), mean IoU of the positive boxes (reg); see docs/balancers.md.
-_base_ = '../_base_/retinanet_r50_voc.py'
+_base_ = '../alwa/retinanet_r50_baseline_voc.py'
 # Balanced losses: the dense head's classification and regression losses.
 balanced_head = 'bbox_head'
 dtp_gamma = 1.0  # focusing parameter of the task-level focal term

@@ -1,5 +1,5 @@
 # DWA (Liu et al. 2019) on RetinaNet R50 VOC0712; see docs/balancers.md.
-_base_ = '../_base_/retinanet_r50_voc.py'
+_base_ = '../alwa/retinanet_r50_baseline_voc.py'
 # Balanced losses: the dense head's classification and regression losses.
 balanced_head = 'bbox_head'
 dwa_interval = 100  # iterations per window (the paper's "epoch")

@@ -1,6 +1,6 @@
 # Guided Loss (Chen et al.) on RetinaNet R50 VOC0712, one_stage form; see
 # docs/balancers.md.
-_base_ = '../_base_/retinanet_r50_voc.py'
+_base_ = '../alwa/retinanet_r50_baseline_voc.py'
 # Balanced losses: the dense head's classification and regression losses.
 balanced_head = 'bbox_head'
 guided_mode = 'one_stage'

@@ -1,7 +1,7 @@
 # Sample-level dynamic balancing (paper 004 Eq. 9, -(1-p)^beta log p) on
 # RetinaNet R50 VOC0712: the focal loss without its alpha class balancing;
 # see docs/balancers.md.
-_base_ = '../_base_/retinanet_r50_voc.py'
+_base_ = '../alwa/retinanet_r50_baseline_voc.py'
 sample_beta = 2.0  # sample-level focusing parameter
 
 model = dict(bbox_head=dict(loss_cls=dict(gamma=sample_beta, alpha=0.5,

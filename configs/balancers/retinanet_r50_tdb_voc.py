@@ -1,6 +1,6 @@
 # Task-level dynamic balancing (TDB, paper 004 Eq. 10-16) on RetinaNet R50
 # VOC0712; n_j = samples each loss is computed over; see docs/balancers.md.
-_base_ = '../_base_/retinanet_r50_voc.py'
+_base_ = '../alwa/retinanet_r50_baseline_voc.py'
 # Balanced losses: the dense head's classification and regression losses.
 balanced_head = 'bbox_head'
 tdb_theta = 1.0  # restoring force (the paper's best value)

@@ -1,6 +1,6 @@
 # Uncertainty weighting (Kendall et al. 2018) on RetinaNet R50 VOC0712; the
 # log-variances are trained by the main optimizer; see docs/balancers.md.
-_base_ = '../_base_/retinanet_r50_voc.py'
+_base_ = '../alwa/retinanet_r50_baseline_voc.py'
 # Balanced losses: the dense head's classification and regression losses.
 balanced_head = 'bbox_head'
 init_log_var = 0.0
