@@ -14,6 +14,7 @@ import tempfile
 import traceback
 from typing import Any, Callable, List, Optional
 
+import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.config import Config, ConfigDict
@@ -175,6 +176,8 @@ def _dist_worker(rank: int, world_size: int, port: int, out_dir: str,
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
                       RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world_size))
+    # a forked child can stall in the parent's intra-op thread pool
+    torch.set_num_threads(1)
     result: Any
     try:
         dist.init_process_group('gloo', rank=rank, world_size=world_size)

@@ -2,6 +2,7 @@
 
 Pretrained weights cannot be downloaded here, so every ``init_cfg`` is
 dropped before building (users keep the real ones)."""
+import copy
 import glob
 import os.path as osp
 
@@ -40,7 +41,8 @@ def test_config_builds(config):
     cfg = Config.fromfile(osp.join(REPO_ROOT, config))
     assert cfg.get('custom_imports', {}).get('imports') == ['mmdet_alwa'], \
         'configs must load the package with custom_imports'
-    model_cfg = cfg.model.to_dict()
+    # a ConfigDict, not plain dicts: two-stage detectors read train_cfg.rpn
+    model_cfg = copy.deepcopy(cfg.model)
     _strip_init_cfg(model_cfg)
     model = MODELS.build(model_cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
