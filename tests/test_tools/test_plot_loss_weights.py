@@ -1,0 +1,54 @@
+"""tools/analysis_tools/plot_loss_weights.py on a real tiny ALWA run."""
+import importlib.util
+import os.path as osp
+
+import matplotlib.image as mpimg
+import pytest
+from mmengine.runner import Runner
+
+from _helpers import REPO_ROOT, tiny_cfg
+
+
+def _load_tool():
+    path = osp.join(REPO_ROOT, 'tools/analysis_tools/plot_loss_weights.py')
+    spec = importlib.util.spec_from_file_location('plot_loss_weights', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def alwa_work_dir(tiny_data, tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp('plot'))
+    cfg = tiny_cfg('configs/alwa/retinanet_r50_alwa1_voc.py', work_dir,
+                   tiny_data, max_iters=4)
+    cfg.custom_hooks[0].rule.interval = 2
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
+    Runner.from_cfg(cfg).train()
+    return work_dir
+
+
+def test_plot_from_work_dir(alwa_work_dir, tmp_path, capsys):
+    tool = _load_tool()
+    records = tool.load_scalars(alwa_work_dir)
+    assert sorted(records) == [1, 2, 3, 4]
+    assert tool.find_name(records) == 'alwa'
+    out = str(tmp_path / 'w.png')
+    assert tool.main([alwa_work_dir, '--out', out]) == 0
+    assert 'wrote' in capsys.readouterr().out
+    assert mpimg.imread(out).shape[0] > 100
+    drawn = tool.plot(records, 'alwa', str(tmp_path / 'x.png'))
+    assert drawn == ['alpha', 'cls_mean', 'cls_std', 'reg_mean', 'reg_std']
+    # default output next to the logs
+    assert tool.main([alwa_work_dir]) == 0
+    assert osp.isfile(osp.join(alwa_work_dir, 'loss_weights.png'))
+
+
+def test_errors(alwa_work_dir, tmp_path):
+    tool = _load_tool()
+    with pytest.raises(FileNotFoundError, match='scalars.json'):
+        tool.main([str(tmp_path)])
+    with pytest.raises(ValueError, match='no weights logged'):
+        tool.plot(tool.load_scalars(alwa_work_dir), 'nope',
+                  str(tmp_path / 'n.png'))

@@ -1,0 +1,131 @@
+"""Plot the loss weights logged by ``LossWeightingHook`` (the paper's Fig. 3).
+
+Reads every ``<work_dir>/<timestamp>/vis_data/scalars.json`` (one JSON object
+per logged training iteration; a resumed run adds a timestamp folder, later
+ones win on repeated iterations) and draws, for the hook named ``--name``:
+
+* top: α (ALWA) or each ``weight_<task>`` (other rules) over iterations;
+* bottom (ALWA): mean and std of the weighted L_cls and L_reg of each window.
+
+The curves have one point per *logged* iteration, so log at least once per
+window (``default_hooks.logger.interval <= C``).
+
+Example::
+
+    python tools/analysis_tools/plot_loss_weights.py work_dirs/faster_rcnn_r50_alwa1_voc
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+WINDOW_KEYS = ('cls_mean', 'cls_std', 'reg_mean', 'reg_std')
+
+
+def load_scalars(work_dir: str) -> Dict[int, dict]:
+    """``{iter: {key: value}}`` of the training records of a work_dir."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not files:
+        raise FileNotFoundError(
+            f'no */vis_data/scalars.json under {work_dir!r}: is it the '
+            f'work_dir of an mmengine training run?')
+    records: Dict[int, dict] = {}
+    for path in files:  # timestamped folders sort chronologically
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                rec = json.loads(line)
+                if 'iter' in rec and 'lr' in rec:  # train, not val records
+                    records.setdefault(int(rec['iter']), {}).update(rec)
+    return records
+
+
+def find_name(records: Dict[int, dict]) -> Optional[str]:
+    """The prefix of the first hook that logged weights."""
+    for rec in records.values():
+        for key in rec:
+            prefix, _, leaf = key.rpartition('/')
+            if prefix and (leaf == 'alpha' or leaf.startswith('weight_')):
+                return prefix
+    return None
+
+
+def series(records: Dict[int, dict], key: str):
+    its = [i for i in sorted(records) if key in records[i]]
+    return its, [records[i][key] for i in its]
+
+
+def plot(records: Dict[int, dict], name: str, out: str) -> List[str]:
+    """Write the figure; return the keys that were drawn."""
+    leaves = sorted({k.split('/', 1)[1] for rec in records.values()
+                     for k in rec if k.startswith(name + '/')})
+    weight_keys = ['alpha'] if 'alpha' in leaves else \
+        [k for k in leaves if k.startswith('weight_')]
+    window_keys = [k for k in WINDOW_KEYS if k in leaves]
+    if not weight_keys:
+        raise ValueError(f'no weights logged under {name!r}; logged keys: '
+                         f'{leaves}')
+    rows = 2 if window_keys else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 3.2 * rows), sharex=True,
+                             squeeze=False)
+    ax = axes[0, 0]
+    for key in weight_keys:
+        ax.step(*series(records, f'{name}/{key}'), where='post',
+                label='α' if key == 'alpha' else key)
+    ax.set_ylabel('loss weight')
+    ax.set_title(f'{name}: loss weights')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if window_keys:
+        ax = axes[1, 0]
+        for key in window_keys:
+            task, stat = key.split('_')
+            ax.step(*series(records, f'{name}/{key}'), where='post',
+                    linestyle='-' if stat == 'mean' else '--',
+                    color='C0' if task == 'cls' else 'C1',
+                    label=f'{stat}(L_{task})')
+        ax.set_ylabel('weighted loss, last window')
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[-1, 0].set_xlabel('iteration')
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return weight_keys + window_keys
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir', help='work_dir of a training run')
+    parser.add_argument('--out', help='PNG to write (default: '
+                        '<work_dir>/loss_weights.png)')
+    parser.add_argument('--name', help='the hook name (default: the first '
+                        'one found in the logs)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    records = load_scalars(args.work_dir)
+    name = args.name or find_name(records)
+    if name is None:
+        sys.exit(f'no loss weights in the logs of {args.work_dir!r} '
+                 f'(was LossWeightingHook in custom_hooks?)')
+    out = args.out or osp.join(args.work_dir, 'loss_weights.png')
+    plot(records, name, out)
+    print(f'wrote {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
