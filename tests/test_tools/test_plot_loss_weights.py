@@ -25,6 +25,9 @@ def alwa_work_dir(tiny_data, tmp_path_factory):
     cfg.custom_hooks[0].rule.interval = 2
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
+    # a visualizer named like an earlier one in this process would be reused,
+    # with that run's log folder
+    cfg.visualizer.name = f'plot_test_{work_dir}'
     Runner.from_cfg(cfg).train()
     return work_dir
 

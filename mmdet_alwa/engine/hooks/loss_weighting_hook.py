@@ -260,7 +260,7 @@ class LossWeightingHook(Hook):
         outputs = self._outputs[task]
         if not outputs:
             return None
-        return torch.stack([o.sum() for o in outputs]).sum()
+        return torch.stack([o.sum().float() for o in outputs]).sum()
 
     # -------------------------------------------------------- per iteration
     def before_train_iter(self, runner, batch_idx: int,
