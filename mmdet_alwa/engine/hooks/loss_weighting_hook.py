@@ -112,7 +112,8 @@ class LossWeightingHook(Hook):
                  signals: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  param_group: Optional[Mapping[str, Any]] = None) -> None:
         if not isinstance(rule, Mapping) or 'type' not in rule:
-            raise ValueError(f'rule must be a dict with a "type", got {rule!r}')
+            raise ValueError(
+                f'rule must be a dict with a "type", got {rule!r}')
         self.rule: BaseWeighting = build_rule(rule)
         name = str(rule['type']).lower() if name is None else name
         if not isinstance(name, str) or not name or '/' in name:
@@ -131,7 +132,8 @@ class LossWeightingHook(Hook):
             s: build_signal_provider(signals.get(s, dict(type=s)))
             for s in self.rule.required_signals}
         if param_group is not None and not isinstance(param_group, Mapping):
-            raise ValueError(f'param_group must be a dict, got {param_group!r}')
+            raise ValueError(
+                f'param_group must be a dict, got {param_group!r}')
         self.param_group = dict(param_group or {})
         self._handles: List[Any] = []
         self._outputs: Dict[str, List[torch.Tensor]] = {
