@@ -162,6 +162,10 @@ def tiny_cfg(config: str, work_dir: str, data_root: str, max_iters: int = 4,
     cfg.resume = False
     cfg.auto_scale_lr = dict(enable=False, base_batch_size=16)
     cfg.work_dir = work_dir
+    # mmengine reuses a visualizer instance by name: a second Runner in the
+    # same process would log into the first one's folder
+    if cfg.get('visualizer'):
+        cfg.visualizer.name = f'visualizer_{osp.abspath(work_dir)}'
     return cfg
 
 
