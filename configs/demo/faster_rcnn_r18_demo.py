@@ -41,14 +41,17 @@ model = dict(
         feat_channels=fpn_channels,
         anchor_generator=dict(scales=[anchor_scale])),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=fpn_channels),
+        # a fixed 2x2 sampling grid: the adaptive one (0) made RoIAlign's CPU
+        # backward a fifth of the iteration time
+        bbox_roi_extractor=dict(
+            roi_layer=dict(sampling_ratio=1), out_channels=fpn_channels),
         bbox_head=dict(
             in_channels=fpn_channels,
             fc_out_channels=fc_channels,
             num_classes=len(classes))),
     # a handful of objects per image needs far fewer proposals than COCO
     train_cfg=dict(
-        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+        rpn_proposal=dict(nms_pre=500, max_per_img=200),
         rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=100)))
 
