@@ -89,7 +89,8 @@ def read_scalars(log_dir: str) -> List[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def alpha_trajectory(records: List[dict]) -> Dict[str, List[Tuple[int, float]]]:
+def alpha_trajectory(
+        records: List[dict]) -> Dict[str, List[Tuple[int, float]]]:
     """Per logged ALWA scalar with 'alpha' in its name: ``[(iter, value)]``
     at the iterations where the value changed (and the first one)."""
     out: Dict[str, List[Tuple[int, float]]] = {}
@@ -131,8 +132,9 @@ def main(argv=None) -> dict:
     print(f'config:      {args.config}')
     for key, value in metrics.items():
         print(f'{key + ":":12s} {value:.3f}  (val split)')
-    print(f'log:         {osp.join(runner.log_dir, runner.timestamp + ".log")}')
-    print(f'scalars:     {osp.join(runner.log_dir, "vis_data", "scalars.json")}')
+    log_dir = runner.log_dir
+    print(f'log:         {osp.join(log_dir, runner.timestamp + ".log")}')
+    print(f'scalars:     {osp.join(log_dir, "vis_data", "scalars.json")}')
     print(f'checkpoint:  {checkpoint}')
     print(f'predictions: {osp.dirname(vis_paths[0]) if vis_paths else None} '
           f'({len(vis_paths)} images, ground truth left, prediction right)')

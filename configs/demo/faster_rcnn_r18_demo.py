@@ -12,11 +12,11 @@ data_root = 'data/demo/'
 classes = ('disc', 'square', 'triangle', 'bar', 'ring')  # = DEMO_CLASSES
 img_scale = (160, 120)  # (w, h)
 # arguments of generate_demo_dataset, used by tools/demo.py
-demo_data = dict(num_train=240, num_val=60, img_size=img_scale, seed=0)
+demo_data = dict(num_train=320, num_val=60, img_size=img_scale, seed=0)
 base_channels = 16  # ResNet-18 stage widths: 16, 32, 64, 128
 fpn_channels = 64
 fc_channels = 256
-anchor_scale = 4  # anchors of 16..256 px on strides 4..64: objects are 14-150 px
+anchor_scale = 4  # anchors of 16-256 px (strides 4-64); objects are 14-150 px
 batch_size = 8
 max_epochs = 24
 lr = 2e-3

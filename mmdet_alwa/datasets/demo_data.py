@@ -1,7 +1,7 @@
 """A small deterministic multi-class detection dataset, generated locally.
 
-Shapes of five classes with varied size and aspect ratio (round discs, squares,
-triangles, elongated bars, rings) are drawn with random colours on noisy,
+Shapes of five classes with varied size and aspect ratio (discs and ellipses,
+squares, flat to tall triangles, elongated bars, rings) are drawn with random colours on noisy,
 textured backgrounds, several per image, some overlapping. Annotations are
 written in COCO format, which mmdet's ``CocoDataset`` reads::
 
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 DEMO_CLASSES = ('disc', 'square', 'triangle', 'bar', 'ring')
-_VERSION = 2  # bump when the generated content changes
+_VERSION = 3  # bump when the generated content changes
 _MIN_VISIBLE = 0.6  # fraction of an object's pixels left visible
 
 
@@ -48,16 +48,19 @@ def _shape_size(rng: np.random.Generator, label: int,
                 img_hw: Tuple[int, int]) -> Tuple[int, int]:
     short = min(img_hw)
     side = int(rng.uniform(0.12, 0.4) * short)
-    if DEMO_CLASSES[label] == 'bar':
+    name = DEMO_CLASSES[label]
+    if name == 'bar':  # elongated (1:4 to 1:6), either orientation
         long_side = int(side * rng.uniform(2.2, 3.2))
         return (long_side, max(side // 2, 5)) if rng.random() < 0.5 \
             else (max(side // 2, 5), long_side)
+    if name in ('triangle', 'disc'):  # flat to tall (ellipses for discs)
+        return max(int(side * rng.uniform(0.7, 1.5)), 5), side
     return side, side
 
 
 def _shape_mask(label: int, box: Tuple[int, int, int, int],
                 img_hw: Tuple[int, int]) -> np.ndarray:
-    """The pixels of one shape filling ``box``, as a boolean ``(h, w)`` mask."""
+    """The pixels of one shape filling ``box``: a boolean ``(h, w)`` mask."""
     mask = np.zeros(img_hw, np.uint8)
     x1, y1, x2, y2 = box
     cx, cy = (x1 + x2 - 1) / 2, (y1 + y2 - 1) / 2
@@ -135,7 +138,7 @@ def _make_image(seed: int, img_hw: Tuple[int, int], max_objects: int,
 
 
 def generate_demo_dataset(out_dir: str,
-                          num_train: int = 240,
+                          num_train: int = 320,
                           num_val: int = 60,
                           img_size: Tuple[int, int] = (160, 120),
                           max_objects: int = 5,
@@ -197,7 +200,8 @@ def generate_demo_dataset(out_dir: str,
 _GENERATE_SIGNATURE = inspect.signature(generate_demo_dataset)
 
 
-def ensure_demo_dataset(out_dir: str = 'data/demo', **kwargs) -> Dict[str, str]:
+def ensure_demo_dataset(out_dir: str = 'data/demo',
+                        **kwargs) -> Dict[str, str]:
     """Generate the demo dataset unless an identical one is already there.
 
     ``kwargs`` are those of :func:`generate_demo_dataset`. A stamp file written

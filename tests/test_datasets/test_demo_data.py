@@ -93,6 +93,7 @@ def test_varied_classes_and_shapes(tmp_path):
         range(1, len(DEMO_CLASSES) + 1))
     ratios = [a['bbox'][2] / a['bbox'][3] for a in anns]
     assert min(ratios) < 0.5 and max(ratios) > 2  # bars, both orientations
+    assert any(1.2 < r < 1.6 or 0.6 < r < 0.85 for r in ratios)  # in between
     sides = [min(a['bbox'][2:]) for a in anns]
     assert max(sides) >= 2 * min(sides)
     # some objects overlap, but none hides another (see _MIN_VISIBLE)
