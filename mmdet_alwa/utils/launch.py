@@ -1,5 +1,6 @@
 """What tools/train.py and tools/test.py do before building the Runner."""
-from typing import Sequence
+import os.path as osp
+from typing import Optional, Sequence
 
 from mmengine.config import Config
 
@@ -19,3 +20,20 @@ def prepare_run(cfg: Config, launcher: str, splits: Sequence[str]) -> None:
         ensure_demo_dataset(**cfg.demo_data)
     check_dataset_paths(cfg, tuple(splits))
     setup_cpu_distributed(cfg, launcher)
+
+
+def load_tool_config(config: str, launcher: str,
+                     cfg_options: Optional[dict] = None,
+                     work_dir: Optional[str] = None) -> Config:
+    """Load a config as mmdet's tools do: ``--cfg-options`` merged, work dir
+    from the command line, else the config, else ``work_dirs/<name>``."""
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    return cfg
