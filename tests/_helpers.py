@@ -225,6 +225,34 @@ def dist_run(fn: Callable, world_size: int = 2, *args: Any,
     return results
 
 
+DEMO_CONFIG = 'configs/demo/faster_rcnn_r18_alwa1_demo.py'
+
+
+def tiny_demo_options(root: str, epochs: int = 2) -> List[str]:
+    """``--cfg-options`` that shrink the demo config to 4 training images
+    of 96x64 (2 iterations an epoch) generated into ``root``, and ALWA's
+    window to 2 iterations."""
+    root = root.rstrip('/') + '/'
+    options = {
+        'data_root': root,
+        'demo_data.num_train': 4, 'demo_data.num_val': 2,
+        'demo_data.img_size': '[96,64]',
+        'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs,
+        'default_hooks.checkpoint.interval': 1,
+        'custom_hooks.0.rule.interval': 2, 'default_hooks.logger.interval': 1,
+        # an almost untrained model must still give boxes to evaluate
+        'model.test_cfg.rcnn.score_thr': 0.0,
+        'val_evaluator.ann_file': root + 'annotations/val.json',
+        'test_evaluator.ann_file': root + 'annotations/val.json',
+    }
+    for split in ('train', 'val', 'test'):
+        options[f'{split}_dataloader.dataset.data_root'] = root
+        options[f'{split}_dataloader.num_workers'] = 0
+        options[f'{split}_dataloader.persistent_workers'] = False
+        options[f'{split}_dataloader.batch_size'] = 2
+    return [f'{k}={v}' for k, v in options.items()]
+
+
 def make_ddp_cfg(cfg: Config) -> Config:
     """Make a tiny config run under the gloo process group of ``dist_run``."""
     from mmdet_alwa.utils import setup_cpu_distributed

@@ -3,7 +3,7 @@ import importlib.util
 import json
 import os.path as osp
 
-from _helpers import REPO_ROOT
+from _helpers import REPO_ROOT, tiny_demo_options
 
 
 def _load_demo():
@@ -17,26 +17,9 @@ def _load_demo():
 def test_demo_generates_trains_evaluates_and_visualises(tmp_path, capsys):
     demo = _load_demo()
     root = str(tmp_path / 'data' / 'demo') + '/'
-    loader = dict(num_workers=0, persistent_workers=False, batch_size=2)
-    options = {
-        'data_root': root,
-        'demo_data.num_train': 4, 'demo_data.num_val': 2,
-        'demo_data.img_size': [96, 64],
-        'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 2,
-        'custom_hooks.0.rule.interval': 2, 'default_hooks.logger.interval': 1,
-        # an almost untrained model must still give boxes to evaluate
-        'model.test_cfg.rcnn.score_thr': 0.0,
-        'val_evaluator.ann_file': root + 'annotations/val.json',
-        'test_evaluator.ann_file': root + 'annotations/val.json',
-    }
-    for split in ('train', 'val', 'test'):
-        options[f'{split}_dataloader.dataset.data_root'] = root
-        for key, value in loader.items():
-            options[f'{split}_dataloader.{key}'] = value
     argv = ['--config', demo.DEFAULT_CONFIG, '--work-dir',
-            str(tmp_path / 'work'), '--num-vis', '2', '--cfg-options']
-    argv += [f'{k}={json.dumps(v)}' if isinstance(v, list) else f'{k}={v}'
-             for k, v in options.items()]
+            str(tmp_path / 'work'), '--num-vis', '2', '--cfg-options',
+            *tiny_demo_options(root)]
     result = demo.main(argv)
 
     # the data was generated with the config's parameters

@@ -5,7 +5,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from _helpers import REPO_ROOT, tiny_cfg
+from _helpers import DEMO_CONFIG, REPO_ROOT, tiny_cfg, tiny_demo_options
 
 ENV = dict(os.environ, OMP_NUM_THREADS='2')
 
@@ -15,34 +15,37 @@ def _run(*args, cwd):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_train_resume_then_test_with_show_dir(tiny_data, tmp_path):
+def test_train_resume_then_test_on_the_demo_config(tmp_path):
+    """The demo config (ALWA_1), shrunk by --cfg-options: its data is
+    generated on first use, training resumes, and test paints predictions."""
     work_dir = str(tmp_path / 'work')
-    cfg = tiny_cfg('configs/_base_/retinanet_r50_voc.py', work_dir,
-                   tiny_data, max_iters=2, checkpoint_interval=1,
-                   val_interval=100)
-    cfg_path = str(tmp_path / 'tiny.py')
-    cfg.dump(cfg_path)
+    config = osp.join(REPO_ROOT, DEMO_CONFIG)
+    data_root = str(tmp_path / 'data' / 'demo')
     train = osp.join(REPO_ROOT, 'tools/train.py')
-    proc = _run(train, cfg_path, '--work-dir', work_dir, cwd=tmp_path)
+    proc = _run(train, config, '--work-dir', work_dir, '--cfg-options',
+                *tiny_demo_options(data_root, epochs=1), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))
+    assert osp.isfile(osp.join(data_root, 'annotations', 'train.json'))
+    assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
 
-    # --resume (auto) continues from iter 2 up to the new max_iters
-    proc = _run(train, cfg_path, '--work-dir', work_dir, '--resume',
-                '--cfg-options', 'train_cfg.max_iters=3', cwd=tmp_path)
+    # --resume (auto) continues after epoch 1 up to the new max_epochs
+    proc = _run(train, config, '--work-dir', work_dir, '--resume',
+                '--cfg-options', *tiny_demo_options(data_root, epochs=2),
+                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert 'resumed epoch: 0, iter: 2' in proc.stdout + proc.stderr
-    assert osp.isfile(osp.join(work_dir, 'iter_3.pth'))
+    assert 'resumed epoch: 1, iter: 2' in proc.stdout + proc.stderr
+    assert osp.isfile(osp.join(work_dir, 'epoch_2.pth'))
 
-    proc = _run(osp.join(REPO_ROOT, 'tools/test.py'), cfg_path,
-                osp.join(work_dir, 'iter_3.pth'), '--work-dir', work_dir,
+    proc = _run(osp.join(REPO_ROOT, 'tools/test.py'), config,
+                osp.join(work_dir, 'epoch_2.pth'), '--work-dir', work_dir,
                 '--show-dir', 'painted', '--out',
-                str(tmp_path / 'preds.pkl'), cwd=tmp_path)
+                str(tmp_path / 'preds.pkl'), '--cfg-options',
+                *tiny_demo_options(data_root), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert 'coco/bbox_mAP' in proc.stdout + proc.stderr
     assert osp.isfile(tmp_path / 'preds.pkl')
     painted = glob.glob(osp.join(work_dir, '*', 'painted', '*.png'))
-    assert len(painted) == 4  # every val image
+    assert len(painted) == 2  # every val image
 
 
 def test_missing_dataset_names_the_path(tmp_path):
