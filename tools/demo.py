@@ -14,12 +14,15 @@ import json
 import os
 import os.path as osp
 import time
+import warnings
 from typing import Dict, List, Tuple
 
 # Idle OpenMP threads sleep instead of spinning: on a busy CPU, spinning
 # threads waiting for a descheduled peer made training several times slower.
 # Read when torch loads its OpenMP runtime, so set before importing torch.
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+# setuptools' notice about mmengine's use of pkg_resources is not for users
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import mmcv  # noqa: E402
 import torch  # noqa: E402

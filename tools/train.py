@@ -8,8 +8,11 @@ import argparse
 import os
 import os.path as osp
 import sys
+import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# setuptools' notice about mmengine's use of pkg_resources is not for users
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402

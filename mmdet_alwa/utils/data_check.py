@@ -31,15 +31,16 @@ def missing_dataset_paths(cfg: Config,
             root = ds.get('data_root') or ''
             if '://' in root:  # remote backends are not ours to check
                 continue
-            candidates = []
-            if root:
-                candidates.append(root)
-            if ds.get('ann_file'):
-                candidates.append(osp.join(root, ds['ann_file']))
-            for path in candidates:
-                if not osp.exists(path) and path not in missing:
-                    missing.append(path)
-                    break
+            # a missing root is named once, not with every file under it
+            if root and not osp.exists(root):
+                path = root
+            elif ds.get('ann_file') and \
+                    not osp.exists(osp.join(root, ds['ann_file'])):
+                path = osp.join(root, ds['ann_file'])
+            else:
+                continue
+            if path not in missing:
+                missing.append(path)
     return missing
 
 
@@ -51,5 +52,5 @@ def check_dataset_paths(cfg: Config, splits=('train', 'val', 'test')) -> None:
         raise FileNotFoundError(
             f'dataset path(s) not found:\n  {listing}\n'
             f'Download and lay out the dataset as described in '
-            f'{README_SECTION}, or point the config at it with '
-            f'--cfg-options (e.g. train_dataloader.dataset.data_root=...).')
+            f'{README_SECTION}, or point the dataloaders\' data_root at '
+            f'it (a config inheriting this one, or --cfg-options).')
