@@ -22,7 +22,6 @@ import importlib
 import importlib.util
 import os.path as osp
 import sys
-import time
 import types
 
 import numpy as np
@@ -32,6 +31,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
 import mmdet_alwa  # noqa: F401
+from common import interleave
 from mmdet.registry import MODELS, TRANSFORMS
 from mmdet_alwa.models.losses.ntxent_loss import NTXentLoss
 
@@ -54,15 +54,6 @@ def load_lightly_ntxent():
     return importlib.import_module('lightly.loss.ntx_ent_loss').NTXentLoss
 
 
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def bench_ntxent(batch_sizes, dim, repeats):
     lightly_cls = load_lightly_ntxent()
     if lightly_cls is None:
@@ -78,21 +69,15 @@ def bench_ntxent(batch_sizes, dim, repeats):
         g = torch.Generator().manual_seed(n)
         z1 = torch.randn(n, dim, generator=g, requires_grad=True)
         z2 = torch.randn(n, dim, generator=g, requires_grad=True)
-
-        def run(loss_fn):
-            return lambda: loss_fn(z1, z2).backward()
-
-        t_ours, t_ref = [], []
-        for _ in range(repeats):  # interleave: same machine load for both
-            t_ours.append(timed(run(ours), 1))
-            if ref is not None:
-                t_ref.append(timed(run(ref), 1))
-        line = f'{n:>6} {1e3 * np.median(t_ours):>9.2f}'
+        steps = dict(ours=lambda k: ours(z1, z2).backward())
+        if ref is not None:
+            steps['lightly'] = lambda k: ref(z1, z2).backward()
+        t = interleave(steps, rounds=repeats)
+        line = f'{n:>6} {1e3 * t.median("ours"):>9.2f}'
         if ref is not None:
             diff = abs(ours(z1, z2).item() - ref(z1, z2).item())
-            line += (f' {1e3 * np.median(t_ref):>11.2f}'
-                     f' {np.median(t_ours) / np.median(t_ref):>6.2f}'
-                     f' {diff:>12.2e}')
+            line += (f' {1e3 * t.median("lightly"):>11.2f}'
+                     f' {t.ratio("ours", "lightly"):>6.2f} {diff:>12.2e}')
         print(line)
 
 
@@ -126,14 +111,15 @@ def bench_training(depth, width, size, batch, iters):
 
     data = make_batch()
     model.train()
-    model.train_step(data, optim)  # warm-up
-    t_aug = timed(make_batch, iters)
-    t_step = timed(lambda: model.train_step(data, optim), iters)
     with torch.no_grad():
         z = torch.randn(2 * batch, 128)
-    t_loss = timed(lambda: model.loss_fn(z[:batch].requires_grad_(),
-                                         z[batch:].requires_grad_()).backward(),
-                   iters)
+    t = interleave(dict(
+        aug=lambda k: make_batch(),
+        step=lambda k: model.train_step(data, optim),
+        loss=lambda k: model.loss_fn(z[:batch].requires_grad_(),
+                                     z[batch:].requires_grad_()).backward()),
+        rounds=iters)
+    t_aug, t_step, t_loss = (t.median(n) for n in ('aug', 'step', 'loss'))
     print(f'\nSimCLR training step, ResNet-{depth} (base width {width}), '
           f'{size} px, batch {batch} (x2 views), {torch.get_num_threads()} '
           f'threads, median of {iters}')

@@ -1,0 +1,71 @@
+"""benchmarks/common.py: the interleaved timer, its ratios and the flags."""
+import importlib.util
+import os.path as osp
+from contextlib import nullcontext
+
+import pytest
+
+_PATH = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                 'benchmarks', 'common.py')
+_spec = importlib.util.spec_from_file_location('bench_common', _PATH)
+common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(common)
+
+
+def test_interleave_rotates_and_takes_medians():
+    now = [0.]  # a fake clock that the steps advance
+    calls = []
+
+    def step(name, cost):
+        def run(k):
+            calls.append((name, k))
+            now[0] += cost
+        return run
+
+    entered = []
+    t = common.interleave(
+        dict(plain=step('plain', 1.), ours=step('ours', 1.5),
+             other=step('other', .5)),
+        rounds=3, iters=2, warmup=1, clock=lambda: now[0],
+        contexts=dict(ours=lambda: entered.append(now[0]) or nullcontext()))
+    # warm-up then every variant in an order rotated by one per round
+    order = [n for n, _ in calls[3::2]]
+    assert [n for n, _ in calls[:3]] == ['plain', 'ours', 'other']
+    assert order == ['plain', 'ours', 'other', 'ours', 'other', 'plain',
+                     'other', 'plain', 'ours']
+    # every variant sees the same step indices, the warm-up's first
+    for name in ('plain', 'ours', 'other'):
+        assert [k for n, k in calls if n == name] == list(range(7))
+    assert len(entered) == 4  # warm-up + 3 rounds
+    assert t.times['ours'] == [1.5] * 3
+    assert t.median('plain') == 1.
+    assert t.ratio('ours', 'plain') == pytest.approx(1.5)
+    assert t.ratio('other', 'plain') == pytest.approx(.5)
+
+    table = common.ratio_table({'a': t, 'b': t}, 'plain', dict(ours=1.25))
+    lines = table.splitlines()
+    assert lines[0] == '| variant | a | b | target |'
+    assert lines[2] == '| plain (ms/step) | 1000.0 | 1000.0 | |'
+    assert lines[3] == '| ours | 1.500x over | 1.500x over | <= 1.25x |'
+    assert lines[4] == '| other | 0.500x | 0.500x | - |'
+
+
+def test_ratio_is_median_of_paired_rounds():
+    t = common.Timings(dict(plain=[1., 2., 4.], ours=[1.1, 2., 8.]))
+    assert t.ratio('ours', 'plain') == pytest.approx(1.1)
+
+
+def test_flags():
+    p = common.make_parser('doc', config=None, rounds=None, iters=5,
+                           warmup=1, clock='auto')
+    args = common.parse_args(p, ['--img-size', '96', '--device', 'cpu'])
+    assert args.img_size == (96, 96)
+    assert (args.rounds, args.iters, args.clock) == (5, 1, 'cpu')
+    assert 'step' in common.describe(args)
+    p = common.make_parser('doc', config=None, rounds=2, iters=3, warmup=1)
+    args = common.parse_args(p, ['--img-size', '96', '64', '--device', 'cpu'])
+    assert (args.img_size, args.rounds, args.iters) == ((96, 64), 2, 3)
+    with pytest.raises(SystemExit):
+        common.parse_args(p, ['--img-size', '1', '2', '3'])
+    with pytest.raises(SystemExit):
+        common.parse_args(p, ['--device', 'cuda', '--clock', 'cpu'])
