@@ -16,7 +16,7 @@ demo: install
 	$(PY) tools/demo.py
 
 test: install
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,9 +2,18 @@
 
 Importing the package registers its hooks, losses, heads, transforms and
 datasets into mmdet's registries (``custom_imports=dict(imports=['mmdet_alwa'])``).
+Without mmdet installed only the pure-torch rules of
+:mod:`mmdet_alwa.weighting` are available.
 """
-from . import compat  # noqa: F401  (must run before any checkpoint is loaded)
-from . import datasets, engine, models, utils, weighting  # noqa: F401
+from . import weighting  # noqa: F401  (pure torch)
 from .version import __version__
+
+try:
+    import mmdet  # noqa: F401
+except ImportError:  # the balancing rules work without mmdet
+    pass
+else:
+    from . import compat  # noqa: F401  (before any checkpoint is loaded)
+    from . import datasets, engine, models, utils  # noqa: F401
 
 __all__ = ['__version__']

@@ -11,7 +11,9 @@ import os.path as osp
 import pickle
 import socket
 import tempfile
+import time
 import traceback
+import uuid
 from typing import Any, Callable, List, Optional
 
 import torch
@@ -162,10 +164,12 @@ def tiny_cfg(config: str, work_dir: str, data_root: str, max_iters: int = 4,
     cfg.resume = False
     cfg.auto_scale_lr = dict(enable=False, base_batch_size=16)
     cfg.work_dir = work_dir
-    # mmengine reuses a visualizer instance by name: a second Runner in the
-    # same process would log into the first one's folder
+    # mmengine reuses visualizer and message-hub instances by name: a second
+    # Runner in the same process (and second) would share the first's
+    run_id = uuid.uuid4().hex[:8]
     if cfg.get('visualizer'):
-        cfg.visualizer.name = f'visualizer_{osp.abspath(work_dir)}'
+        cfg.visualizer.name = f'visualizer_{run_id}'
+    cfg.experiment_name = f'{osp.splitext(osp.basename(config))[0]}_{run_id}'
     return cfg
 
 
@@ -196,10 +200,11 @@ def _dist_worker(rank: int, world_size: int, port: int, out_dir: str,
 
 
 def dist_run(fn: Callable, world_size: int = 2, *args: Any,
-             timeout: float = 600) -> List[Any]:
+             timeout: float = 300) -> List[Any]:
     """Run ``fn(rank, world_size, *args)`` in ``world_size`` forked processes
     joined by a gloo process group; return the per-rank results (picklable).
-    An exception in any rank fails the caller with that rank's traceback."""
+    An exception in any rank fails the caller with that rank's traceback;
+    ranks still running after ``timeout`` seconds (all together) are killed."""
     ctx = mp.get_context('fork')
     port = _free_port()
     with tempfile.TemporaryDirectory() as out_dir:
@@ -208,8 +213,10 @@ def dist_run(fn: Callable, world_size: int = 2, *args: Any,
                  for r in range(world_size)]
         for p in procs:
             p.start()
+        deadline = time.monotonic() + timeout
         for p in procs:
-            p.join(timeout)
+            p.join(max(deadline - time.monotonic(), 0))
+        for p in procs:
             if p.is_alive():
                 p.kill()
         results = []

@@ -1,10 +1,13 @@
 import os
 
-import pytest
-import torch
+# `make test` runs two pytest workers on two cores: one thread each, and idle
+# OpenMP threads that sleep instead of spinning (read when torch loads)
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-# two cores: keep one test process from oversubscribing them
-torch.set_num_threads(int(os.environ.get('MMDET_ALWA_TEST_THREADS', '2')))
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get('MMDET_ALWA_TEST_THREADS', '1')))
 
 import mmdet_alwa  # noqa: E402,F401  (registers our modules)
 from _helpers import make_tiny_data  # noqa: E402

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Usage: [GPUS=8] tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]
+# GPUS is the number of processes; GPUS_PER_NODE=0 on CPU nodes (gloo) and
+# then TASKS_PER_NODE processes per node.
 set -x
 PARTITION=$1
 JOB_NAME=$2
@@ -8,15 +10,18 @@ WORK_DIR=$4
 GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+TASKS_PER_NODE=${TASKS_PER_NODE:-$GPUS_PER_NODE}
 SRUN_ARGS=${SRUN_ARGS:-""}
 PY_ARGS=${@:5}
+GRES=""
+[ "$GPUS_PER_NODE" -gt 0 ] && GRES="--gres=gpu:${GPUS_PER_NODE}"
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
 srun -p "${PARTITION}" \
     --job-name="${JOB_NAME}" \
-    --gres=gpu:"${GPUS_PER_NODE}" \
+    ${GRES} \
     --ntasks="${GPUS}" \
-    --ntasks-per-node="${GPUS_PER_NODE}" \
+    --ntasks-per-node="${TASKS_PER_NODE}" \
     --cpus-per-task="${CPUS_PER_TASK}" \
     --kill-on-bad-exit=1 \
     ${SRUN_ARGS} \

@@ -72,7 +72,7 @@ def main(argv=None):
 
     try:
         prepare_run(cfg, args.launcher, splits=('train', 'val'))
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
