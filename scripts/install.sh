@@ -5,12 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-PYTHON=${PYTHON:-python3.11}
 
 die() { echo "install: error: $*" >&2; exit 1; }
 
-command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-command -v "$PYTHON" >/dev/null 2>&1 || die "no python3.11 found (set PYTHON=/path/to/python3.11)"
+if [ -z "${PYTHON:-}" ]; then
+  PYTHON=python3.11
+  command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+fi
+command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found; Python 3.11 is required (set PYTHON=/path/to/python3.11)"
 pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 [ "$pyver" = "3.11" ] || die "Python 3.11 is required (torch 2.13.0 CPU wheel and mmcv build); $PYTHON is $pyver. Set PYTHON=/path/to/python3.11"
 "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || die "$PYTHON lacks venv/ensurepip (Debian: apt-get install python3.11-venv)"
