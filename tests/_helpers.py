@@ -8,6 +8,7 @@ config defines it, so the tests exercise the real code paths.
 """
 import os
 import os.path as osp
+import json
 import pickle
 import socket
 import tempfile
@@ -16,6 +17,7 @@ import traceback
 import uuid
 from typing import Any, Callable, List, Optional
 
+import cv2
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -35,6 +37,42 @@ def make_tiny_data(root: str, num_train: int = 8, num_val: int = 4,
     generate_demo_dataset(root, num_train=num_train, num_val=num_val,
                           img_size=TINY_IMG, seed=seed)
     return root
+
+
+def voc_xml(objects, size=(96, 64), difficult=()) -> str:
+    """A VOC annotation: ``objects`` are (class name, [x1, y1, x2, y2]);
+    the indices in ``difficult`` are marked difficult."""
+    objs = ''.join(
+        f'<object><name>{n}</name><difficult>{int(i in difficult)}</difficult>'
+        f'<bndbox>'
+        f'<xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>'
+        f'<ymax>{b[3]}</ymax></bndbox></object>'
+        for i, (n, b) in enumerate(objects))
+    return (f'<annotation><size><width>{size[0]}</width><height>{size[1]}'
+            f'</height><depth>3</depth></size>{objs}</annotation>')
+
+
+def make_tiny_voc(tiny_data: str, root: str) -> None:
+    """Write tiny_data's train split as VOC2007 (images 0-4) + VOC2012
+    (5-7) under ``root`` (mmdet's VOCdevkit layout, jpg images)."""
+    coco = json.load(open(f'{tiny_data}/annotations/train.json'))
+    names = {c['id']: c['name'] for c in coco['categories']}
+    for year, ids in (('VOC2007', range(0, 5)), ('VOC2012', range(5, 8))):
+        base = osp.join(root, year)
+        for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
+            os.makedirs(osp.join(base, sub))
+        for i in ids:
+            img = cv2.imread(f'{tiny_data}/train/{i:06d}.png')
+            cv2.imwrite(f'{base}/JPEGImages/{i:06d}.jpg', img)
+            objects = [(names[a['category_id']],
+                        [a['bbox'][0] + 1, a['bbox'][1] + 1,
+                         a['bbox'][0] + a['bbox'][2] + 1,
+                         a['bbox'][1] + a['bbox'][3] + 1])
+                       for a in coco['annotations'] if a['image_id'] == i]
+            with open(f'{base}/Annotations/{i:06d}.xml', 'w') as f:
+                f.write(voc_xml(objects))
+        with open(f'{base}/ImageSets/Main/trainval.txt', 'w') as f:
+            f.write(''.join(f'{i:06d}\n' for i in ids))
 
 
 def config_path(rel: str) -> str:

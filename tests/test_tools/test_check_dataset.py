@@ -12,7 +12,7 @@ import sys
 import cv2
 import pytest
 
-from _helpers import REPO_ROOT
+from _helpers import REPO_ROOT, make_tiny_voc, voc_xml
 from mmdet_alwa.datasets.demo_data import DEMO_CLASSES
 
 spec = importlib.util.spec_from_file_location(
@@ -45,37 +45,6 @@ train_dataloader = dict(dataset=dict(
 FILTER = "dict(type='CountingFilterAnnotations', min_gt_bbox_wh=(1, 1)),"
 
 
-def _xml(objects, size=(96, 64)):
-    objs = ''.join(
-        f'<object><name>{n}</name><difficult>0</difficult><bndbox>'
-        f'<xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>'
-        f'<ymax>{b[3]}</ymax></bndbox></object>' for n, b in objects)
-    return (f'<annotation><size><width>{size[0]}</width><height>{size[1]}'
-            f'</height><depth>3</depth></size>{objs}</annotation>')
-
-
-def _make_voc(tiny_data, root):
-    """tiny_data's train split as VOC2007 (images 0-4) + VOC2012 (5-7)."""
-    coco = json.load(open(f'{tiny_data}/annotations/train.json'))
-    names = {c['id']: c['name'] for c in coco['categories']}
-    for year, ids in (('VOC2007', range(0, 5)), ('VOC2012', range(5, 8))):
-        base = osp.join(root, year)
-        for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
-            os.makedirs(osp.join(base, sub))
-        for i in ids:
-            img = cv2.imread(f'{tiny_data}/train/{i:06d}.png')
-            cv2.imwrite(f'{base}/JPEGImages/{i:06d}.jpg', img)
-            objects = [(names[a['category_id']],
-                        [a['bbox'][0] + 1, a['bbox'][1] + 1,
-                         a['bbox'][0] + a['bbox'][2] + 1,
-                         a['bbox'][1] + a['bbox'][3] + 1])
-                       for a in coco['annotations'] if a['image_id'] == i]
-            with open(f'{base}/Annotations/{i:06d}.xml', 'w') as f:
-                f.write(_xml(objects))
-        with open(f'{base}/ImageSets/Main/trainval.txt', 'w') as f:
-            f.write(''.join(f'{i:06d}\n' for i in ids))
-
-
 def _findings(out_dir):
     report = json.load(open(osp.join(out_dir, 'report.json')))
     return report, {(f['severity'], f['kind'], osp.basename(f['file']))
@@ -85,18 +54,18 @@ def _findings(out_dir):
 @pytest.fixture(scope='module')
 def voc_root(tiny_data, tmp_path_factory):
     root = str(tmp_path_factory.mktemp('voc') / 'VOCdevkit')
-    _make_voc(tiny_data, root)
+    make_tiny_voc(tiny_data, root)
     ann = f'{root}/VOC2007/Annotations'
     # planted: zero-width box, box outside the image, unknown class,
     # an image without boxes, a missing image file (in VOC2012)
     with open(f'{ann}/000000.xml', 'w') as f:
-        f.write(_xml([('disc', [20, 10, 20, 30]), ('square', [5, 5, 25, 25])]))
+        f.write(voc_xml([('disc', [20, 10, 20, 30]), ('square', [5, 5, 25, 25])]))
     with open(f'{ann}/000001.xml', 'w') as f:
-        f.write(_xml([('bar', [120, 10, 140, 30]), ('ring', [5, 5, 25, 25])]))
+        f.write(voc_xml([('bar', [120, 10, 140, 30]), ('ring', [5, 5, 25, 25])]))
     with open(f'{ann}/000002.xml', 'w') as f:
-        f.write(_xml([('unicorn', [5, 5, 25, 25]), ('disc', [5, 5, 25, 25])]))
+        f.write(voc_xml([('unicorn', [5, 5, 25, 25]), ('disc', [5, 5, 25, 25])]))
     with open(f'{ann}/000003.xml', 'w') as f:
-        f.write(_xml([]))
+        f.write(voc_xml([]))
     os.remove(f'{root}/VOC2012/JPEGImages/000006.jpg')
     return root
 

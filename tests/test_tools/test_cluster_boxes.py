@@ -1,12 +1,13 @@
 """tools/analysis_tools/cluster_boxes.py on generated data."""
 import importlib.util
 import json
+import os
 import os.path as osp
 
 import numpy as np
 import pytest
 
-from _helpers import REPO_ROOT
+from _helpers import REPO_ROOT, make_tiny_voc, voc_xml
 from mmdet_alwa.datasets.demo_data import DEMO_CLASSES
 from mmdet_alwa.models.utils.box_shape import load_box_clusters
 
@@ -82,3 +83,38 @@ def test_cli_on_a_coco_config(tiny_data, tmp_path):
                        '--plot', str(tmp_path / 'p.png')])
     assert json.loads(out.read_text())['k'] == 3
     assert osp.isfile(tmp_path / 'p.png')
+
+
+def test_cli_on_a_voc0712_config(tiny_data, tmp_path):
+    """VOC0712's Repeat(Concat(07, 12)) wrappers: each box once, difficult
+    boxes (ignored by mmdet) and degenerate boxes skipped and counted."""
+    root = str(tmp_path / 'VOCdevkit')
+    make_tiny_voc(tiny_data, root)
+    with open(f'{root}/VOC2007/Annotations/000000.xml', 'w') as f:
+        f.write(voc_xml([('disc', [20, 10, 20, 30]),     # zero width
+                         ('square', [5, 5, 25, 25]),
+                         ('bar', [30, 5, 80, 15])],      # difficult
+                        difficult=(2,)))
+    voc = dict(type='VOCDataset', data_root=root, pipeline=[],
+               metainfo=dict(classes=DEMO_CLASSES))
+    cfg = tmp_path / 'voc_cfg.py'
+    cfg.write_text('train_dataloader = ' + repr(dict(dataset=dict(
+        type='RepeatDataset', times=3, dataset=dict(
+            type='ConcatDataset', ignore_keys=['dataset_type'], datasets=[
+                dict(voc, ann_file=f'{year}/ImageSets/Main/trainval.txt',
+                     data_prefix=dict(sub_data_root=f'{year}/'))
+                for year in ('VOC2007', 'VOC2012')])))))
+    out = tmp_path / 'boxes.json'
+    cluster_tool.main([str(cfg), '--out', str(out), '--k', '2'])
+    res = json.loads(out.read_text())
+    xml_boxes = sum(open(osp.join(root, year, 'Annotations', name)).read()
+                    .count('<object>')
+                    for year in ('VOC2007', 'VOC2012')
+                    for name in os.listdir(osp.join(root, year,
+                                                    'Annotations')))
+    assert res['num_images'] == 8
+    assert res['num_degenerate'] == 1
+    # every box once: usable + degenerate + ignored (difficult)
+    assert res['num_boxes'] + res['num_degenerate'] + 1 == xml_boxes
+    assert res['k'] == 2 and sum(c['count'] for c in res['clusters']) == \
+        res['num_boxes']
