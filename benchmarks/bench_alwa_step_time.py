@@ -38,7 +38,9 @@ def main(argv=None):
         type='OptimWrapper',
         optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)))
     hook_cfg = dict(cfg.custom_hooks[0])
-    hook_cfg['rule'] = dict(hook_cfg['rule'], interval=args.iters)
+    # an α update in every block, so the timed steps include updates; ALWA
+    # needs interval >= 2 (a one-sample std is undefined)
+    hook_cfg['rule'] = dict(hook_cfg['rule'], interval=max(2, args.iters))
     hook = HOOKS.build(hook_cfg)
     # what the hook uses of mmengine's Runner
     runner = SimpleNamespace(model=model, optim_wrapper=wrapper, iter=0,
