@@ -1,11 +1,13 @@
 """The comparison balancers on real tiny detectors through mmengine's Runner:
 every method trains and checkpoints, resume continues the exact weight
-trajectory, and 2-rank gloo DDP keeps the weights identical on both ranks."""
+trajectory and rule state, and 2-rank gloo DDP keeps the rule state identical
+on both ranks. Faster R-CNN and RetinaNet alternate across the methods."""
 import math
 import os.path as osp
 
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.runner import Runner, load_checkpoint
 
 from _helpers import dist_run, make_ddp_cfg, tiny_cfg
@@ -17,9 +19,23 @@ FRCNN = 'configs/balancers/faster_rcnn_r50_{}_voc.py'
 RETINA = 'configs/balancers/retinanet_r50_{}_voc.py'
 # short windows so that the weights move within a few iterations
 FAST = dict(DWA=dict(interval=1), GuidedLoss=dict(warmup=2))
+# method: (config, iterations, resume after, rule knobs); the resumed part
+# holds an update that reads the restored state
+RESUME_RUNS = {
+    'dwa': (FRCNN, 4, 3, dict(interval=2)),  # resumed mid-window
+    'dtp': (RETINA, 2, 1, {}),
+    'guided': (FRCNN, 2, 1, {}),  # mode='rpn'
+    'uncertainty': (RETINA, 2, 1, {}),
+    'gradnorm': (FRCNN, 2, 1, {}),
+    'tdb': (RETINA, 2, 1, {}),
+}
+# the other detector of each method (guided: mode='one_stage', dtp: the
+# plain accuracy KPI)
+DDP_RUNS = {'dwa': RETINA, 'dtp': FRCNN, 'guided': RETINA,
+            'uncertainty': FRCNN, 'gradnorm': RETINA, 'tdb': FRCNN}
 
 
-def _cfg(config, work_dir, data, iters, flip=True, **kw):
+def _cfg(config, work_dir, data, iters, flip=True, rule=None, **kw):
     cfg = tiny_cfg(config, str(work_dir), data, max_iters=iters, **kw)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     # runners built within one second would share a MessageHub by name
@@ -29,8 +45,17 @@ def _cfg(config, work_dir, data, iters, flip=True, **kw):
         pipeline[:] = [t for t in pipeline if t['type'] != 'RandomFlip']
     for hook in cfg.get('custom_hooks', []):
         if hook['type'] == 'LossWeightingHook':
-            hook.rule.update(FAST.get(hook.rule.type, {}))
+            hook.rule.update(FAST.get(hook.rule.type, {}), **(rule or {}))
     return cfg
+
+
+class _SeedEachIter(Hook):
+    """Seed torch before every iteration: mmengine does not checkpoint the
+    RNG, and Faster R-CNN's samplers draw from it, so without this a resumed
+    run would sample other anchors/proposals than the uninterrupted one."""
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        torch.manual_seed(runner.iter)
 
 
 def _hook(runner) -> LossWeightingHook:
@@ -39,39 +64,92 @@ def _hook(runner) -> LossWeightingHook:
 
 def _weights_history(runner, hook):
     hub = runner.message_hub
-    return {t: list(hub.get_scalar(f'train/{hook.name}/weight_{t}')._log_history)
-            for t in hook.rule.tasks}
+    return {t: list(hub.get_scalar(
+        f'train/{hook.name}/weight_{t}')._log_history) for t in hook.rule.tasks}
 
 
-@pytest.mark.parametrize('config', [
-    FRCNN.format('dwa'), RETINA.format('dtp'), FRCNN.format('dtp'),
-    RETINA.format('guided'), FRCNN.format('uncertainty'),
-    FRCNN.format('gradnorm'), RETINA.format('tdb')])
-def test_method_trains_logs_and_checkpoints(config, tmp_path, tiny_data):
-    iters = 2
-    runner = Runner.from_cfg(_cfg(config, tmp_path, tiny_data, iters))
+def _assert_moved(history):
+    # uncertainty starts at 1/2, the others at 1
+    assert any(len(set(v)) > 1 or v[0] != 1.0 for v in history.values())
+
+
+def _assert_same(a, b, where='state'):
+    """Equal nested rule states, floats up to rounding."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f'{where}[{key!r}]')
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f'{where}[{i}]')
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, rel=1e-6, abs=1e-9), where
+    else:
+        assert a == b, where
+
+
+@pytest.fixture(scope='module', params=list(RESUME_RUNS))
+def full_run(request, tmp_path_factory, tiny_data):
+    """An uninterrupted run of one method, checkpointed every iteration."""
+    config, iters, _, rule = RESUME_RUNS[request.param]
+    work_dir = tmp_path_factory.mktemp(f'full_{request.param}')
+    runner = Runner.from_cfg(_cfg(config.format(request.param), work_dir,
+                                  tiny_data, iters, flip=False, rule=rule,
+                                  checkpoint_interval=1))
+    runner.register_hook(_SeedEachIter())
     runner.train()
+    return request.param, runner
+
+
+def test_method_trains_logs_and_checkpoints(full_run):
+    method, runner = full_run
+    iters = RESUME_RUNS[method][1]
     hook = _hook(runner)
     rule = hook.rule
+    hub = runner.message_hub
     assert rule.num_steps == iters
     history = _weights_history(runner, hook)
     assert all(len(v) == iters for v in history.values())
     assert all(math.isfinite(w) for v in history.values() for w in v)
-    # every method but uncertainty's slowly learnt log-variances moves
-    assert any(len(set(v)) > 1 or v[0] != 1.0 for v in history.values())
+    _assert_moved(history)
     for signal in rule.required_signals:
-        key = dict(kpi='kpi', grad_norm='grad_norm')
-        if signal in key:
-            assert all(math.isfinite(runner.message_hub.get_scalar(
-                f'train/{hook.name}/{key[signal]}_{t}').current())
+        if signal in ('kpi', 'grad_norm'):
+            assert all(math.isfinite(hub.get_scalar(
+                f'train/{hook.name}/{signal}_{t}').current())
                 for t in rule.tasks)
-    ckpt = torch.load(osp.join(str(tmp_path), f'iter_{iters}.pth'),
-                      weights_only=False)
+    if getattr(rule, 'mode', None) == 'rpn':  # Guided: w_cls = L_reg / L_cls
+        raw = {t: hub.get_scalar(f'train/{hook.name}/raw_{t}').current()
+               for t in rule.tasks}
+        assert rule.weights['cls'] == pytest.approx(raw['reg'] / raw['cls'])
+    path = osp.join(runner.work_dir, f'iter_{iters}.pth')
+    ckpt = torch.load(path, weights_only=False)
     assert ckpt[CHECKPOINT_KEY][hook.name] == rule.state_dict()
     # plain mmdet (no custom hooks) loads the weights strictly
-    plain = MODELS.build(runner.cfg.model)
-    load_checkpoint(plain, osp.join(str(tmp_path), f'iter_{iters}.pth'),
-                    strict=True)
+    load_checkpoint(MODELS.build(runner.cfg.model), path, strict=True)
+
+
+def test_resume_continues_the_weight_trajectory(full_run, tmp_path,
+                                                tiny_data):
+    method, full = full_run
+    config, iters, resume_at, rule = RESUME_RUNS[method]
+    cfg = _cfg(config.format(method), tmp_path, tiny_data, iters, flip=False,
+               rule=rule)
+    cfg.resume = True
+    cfg.load_from = osp.join(full.work_dir, f'iter_{resume_at}.pth')
+    resumed = Runner.from_cfg(cfg)
+    resumed.register_hook(_SeedEachIter())
+    resumed.train()
+    a, b = _hook(full), _hook(resumed)
+    _assert_same(a.rule.state_dict(), b.rule.state_dict())
+    # the weighted total loss shows the restored weights in use (Guided's
+    # next ratio does not depend on them)
+    hist_a, hist_b = (dict(_weights_history(r, h), loss=list(
+        r.message_hub.get_scalar('train/loss')._log_history))
+        for r, h in ((full, a), (resumed, b)))
+    for key in (*a.rule.tasks, 'loss'):
+        assert hist_b[key][resume_at:] == pytest.approx(
+            hist_a[key][resume_at:], rel=1e-6, abs=1e-9), key
 
 
 def test_sample_level_config_trains(tmp_path, tiny_data):
@@ -83,32 +161,6 @@ def test_sample_level_config_trains(tmp_path, tiny_data):
     assert math.isfinite(loss)
 
 
-@pytest.mark.parametrize('method', ['tdb', 'uncertainty'])
-def test_resume_continues_the_weight_trajectory(method, tmp_path, tiny_data):
-    # RetinaNet: no random sampler, so a resumed run sees identical losses
-    config = RETINA.format(method)
-    full = Runner.from_cfg(_cfg(config, tmp_path / 'full', tiny_data, 3,
-                                flip=False))
-    full.train()
-    first = Runner.from_cfg(_cfg(config, tmp_path / 'part', tiny_data, 1,
-                                 flip=False))
-    first.train()
-    cfg = _cfg(config, tmp_path / 'resumed', tiny_data, 3, flip=False)
-    cfg.resume = True
-    cfg.load_from = str(tmp_path / 'part' / 'iter_1.pth')
-    resumed = Runner.from_cfg(cfg)
-    resumed.train()
-    a, b = _hook(full), _hook(resumed)
-    assert b.rule.num_steps == 3
-    for task in a.rule.tasks:
-        assert b.rule.weights[task] == pytest.approx(a.rule.weights[task],
-                                                     rel=1e-6, abs=1e-9)
-    hist_a, hist_b = _weights_history(full, a), _weights_history(resumed, b)
-    for task in a.rule.tasks:
-        assert hist_b[task][-2:] == pytest.approx(hist_a[task][-2:],
-                                                  rel=1e-6, abs=1e-9)
-
-
 def _ddp_worker(rank, world_size, config, work_dir, data):
     # a forked child must not enter the OpenMP pool its parent used (libgomp
     # is not fork-safe: DDP's first broadcast hangs after an in-process run)
@@ -117,14 +169,21 @@ def _ddp_worker(rank, world_size, config, work_dir, data):
     runner = Runner.from_cfg(cfg)
     runner.train()
     hook = _hook(runner)
-    raw = runner.message_hub.get_scalar(f'train/{hook.name}/raw_cls')
-    return hook.rule.state_dict(), hook.rule.weights, raw.current()
+    hub = runner.message_hub
+    return dict(state=hook.rule.state_dict(), weights=hook.rule.weights,
+                history=_weights_history(runner, hook),
+                raw=hub.get_scalar(f'train/{hook.name}/raw_cls').current(),
+                local_loss=hub.get_scalar('train/loss').current())
 
 
-@pytest.mark.parametrize('config', [RETINA.format('tdb'),
-                                    FRCNN.format('uncertainty')])
-def test_ddp_ranks_hold_identical_weights(config, tmp_path, tiny_data):
-    (s0, w0, r0), (s1, w1, r1) = dist_run(_ddp_worker, 2, config,
-                                          str(tmp_path), tiny_data)
-    assert s0 == s1 and w0 == w1 and r0 == r1
-    assert all(math.isfinite(w) for w in w0.values())
+@pytest.mark.parametrize('method', list(DDP_RUNS))
+def test_ddp_ranks_hold_identical_weights(method, tmp_path, tiny_data):
+    r0, r1 = dist_run(_ddp_worker, 2, DDP_RUNS[method].format(method),
+                      str(tmp_path), tiny_data)
+    # the ranks saw other images, so equal states come from the all-reduce
+    assert r0['local_loss'] != r1['local_loss']
+    for key in ('state', 'weights', 'history', 'raw'):
+        assert r0[key] == r1[key], key
+    assert r0['state']['num_steps'] == 2
+    assert all(math.isfinite(w) for w in r0['weights'].values())
+    _assert_moved(r0['history'])
