@@ -65,7 +65,8 @@ def _hook(runner) -> LossWeightingHook:
 def _weights_history(runner, hook):
     hub = runner.message_hub
     return {t: list(hub.get_scalar(
-        f'train/{hook.name}/weight_{t}')._log_history) for t in hook.rule.tasks}
+        f'train/{hook.name}/weight_{t}')._log_history)
+        for t in hook.rule.tasks}
 
 
 def _assert_moved(history):
