@@ -13,7 +13,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 SIZE = 32
-ITERS = 10
+ITERS = 20
 
 
 def tiny_simclr_cfg(work_dir, data_root):
