@@ -30,7 +30,7 @@ pip install -q mmengine==0.10.7 "numpy>=2,<3" opencv-python==5.0.0.93
 if "$VENV/bin/python" -c 'import mmcv, mmcv._ext; assert mmcv.__version__ == "2.1.0"' 2>/dev/null; then
   echo "install: [3/4] mmcv 2.1.0 with ops already installed"
 else
-  echo "install: [3/4] mmcv 2.1.0 from source with its ops (about 16 min on 2 cores the first time; pip caches the wheel)"
+  echo "install: [3/4] mmcv 2.1.0 from source with its ops (10-20 min on 2 cores the first time; pip caches the wheel)"
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} pip install -q --no-build-isolation --no-binary mmcv -r requirements/mmcv.txt
   "$VENV/bin/python" -c 'import mmcv._ext' 2>/dev/null || die "mmcv was installed without its compiled ops (mmcv._ext); see README 'Install'"
 fi
