@@ -1,0 +1,78 @@
+"""`custom_imports=['mmdet_alwa']` makes every component buildable by name
+from mmdet's registries (the registry entry is the class of its module)."""
+import importlib
+
+import pytest
+from mmdet import registry
+
+from mmdet_alwa.engine.hooks.signals import SIGNAL_PROVIDERS
+from mmdet_alwa.weighting import RULES
+
+COMPONENTS = [
+    ('HOOKS', 'mmdet_alwa.engine.hooks.loss_weighting_hook',
+     'LossWeightingHook'),
+    ('HOOKS', 'mmdet_alwa.engine.hooks.nonfinite_guard_hook',
+     'NonFiniteGuardHook'),
+    ('HOOKS', 'mmdet_alwa.engine.hooks.filtered_annotations_hook',
+     'FilteredAnnotationsHook'),
+    ('OPTIM_WRAPPERS', 'mmdet_alwa.engine.optimizers.nonfinite_guard',
+     'NonFiniteGuardOptimWrapper'),
+    ('OPTIM_WRAPPERS', 'mmdet_alwa.engine.optimizers.nonfinite_guard',
+     'NonFiniteGuardAmpOptimWrapper'),
+    ('TRANSFORMS', 'mmdet_alwa.datasets.transforms.counting_filter',
+     'CountingFilterAnnotations'),
+    ('TRANSFORMS', 'mmdet_alwa.datasets.transforms.simclr',
+     'RandomResizedCrop'),
+    ('TRANSFORMS', 'mmdet_alwa.datasets.transforms.simclr', 'ColorJitter'),
+    ('TRANSFORMS', 'mmdet_alwa.datasets.transforms.simclr', 'GaussianBlur'),
+    ('TRANSFORMS', 'mmdet_alwa.datasets.transforms.simclr', 'MultiView'),
+    ('TRANSFORMS', 'mmdet_alwa.datasets.transforms.simclr',
+     'PackMultiViewInputs'),
+    ('DATASETS', 'mmdet_alwa.datasets.unlabeled', 'UnlabeledImageDataset'),
+    ('MODELS', 'mmdet_alwa.models.losses.ntxent_loss', 'NTXentLoss'),
+    ('MODELS', 'mmdet_alwa.models.losses.sample_level_loss',
+     'SampleLevelBalancedLoss'),
+    ('MODELS', 'mmdet_alwa.models.losses.triplet_loss',
+     'MultiAnnotationTripletLoss'),
+    ('MODELS', 'mmdet_alwa.models.roi_heads.triplet_roi_head',
+     'TripletRoIHead'),
+    ('MODELS', 'mmdet_alwa.models.selfsup.simclr', 'SimCLR'),
+    ('MODELS', 'mmdet_alwa.models.selfsup.simclr', 'SimCLRDataPreprocessor'),
+]
+
+
+@pytest.mark.parametrize('registry_name,module,name', COMPONENTS,
+                         ids=[c[2] for c in COMPONENTS])
+def test_registered_in_mmdet(registry_name, module, name):
+    cls = getattr(importlib.import_module(module), name)
+    assert getattr(registry, registry_name).get(name) is cls
+
+
+def test_rules_and_signal_providers():
+    assert set(RULES) == {'ALWA', 'DWA', 'DTP', 'GuidedLoss',
+                          'UncertaintyWeighting', 'GradNorm', 'TDB'}
+    signals = importlib.import_module(
+        'mmdet_alwa.engine.hooks.balancer_signals')
+    assert SIGNAL_PROVIDERS['kpi'] is signals.KPIProvider
+    assert SIGNAL_PROVIDERS['num_samples'] is signals.NumSamplesProvider
+    assert SIGNAL_PROVIDERS['grad_norm'] is signals.GradNormProvider
+
+
+def test_dataset_check_api_on_clean_data(tiny_data):
+    """The check tool's library function, used directly on clean data."""
+    import json
+
+    from mmengine.config import Config
+
+    from mmdet_alwa.datasets.dataset_check import check_dataset
+    from mmdet_alwa.datasets.demo_data import DEMO_CLASSES
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(
+        type='CocoDataset', data_root=tiny_data, pipeline=[],
+        ann_file='annotations/train.json', data_prefix=dict(img='train/'),
+        metainfo=dict(classes=DEMO_CLASSES)))))
+    report = check_dataset(cfg, 'train', progress=False)
+    with open(f'{tiny_data}/annotations/train.json') as f:
+        coco = json.load(f)
+    assert report.num_images == len(coco['images'])
+    assert report.num_boxes == len(coco['annotations'])
+    assert report.errors(strict=True) == []
