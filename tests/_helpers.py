@@ -289,6 +289,9 @@ def tiny_demo_options(root: str, epochs: int = 2) -> List[str]:
         'model.test_cfg.rcnn.score_thr': 0.0,
         'val_evaluator.ann_file': root + 'annotations/val.json',
         'test_evaluator.ann_file': root + 'annotations/val.json',
+        # in-process runs: mmengine would reuse an earlier run's visualizer
+        # (and write this run's scalars into that run's folder)
+        'visualizer.name': f'visualizer_{uuid.uuid4().hex[:8]}',
     }
     for split in ('train', 'val', 'test'):
         options[f'{split}_dataloader.dataset.data_root'] = root
