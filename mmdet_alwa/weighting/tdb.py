@@ -1,7 +1,7 @@
 """Task-level Dynamic Balancing (TDB).
 
 "Multi-Label Multi-Task Learning with Dynamic Task Weight Balancing" (MTMLAN),
-Eq. 10-16 (paper 004 of ``/work/shared/papers``).
+Eq. 10-16 (paper 004 of ``../shared/papers``).
 """
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence

@@ -3,7 +3,7 @@
 References:
     Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive
     Learning of Visual Representations", ICML 2020 (SimCLR), Eq. 1 and Alg. 1.
-    Paper 001 of this project (/work/shared/papers/001_*.txt), Sec. 2.3:
+    Paper 001 of this project (../shared/papers/001_4f6ef809e68a2295.txt), Sec. 2.3:
     SimCLR on remote-sensing images with tau = 0.5.
 
 For a batch of k images with two views each (2k projections z), the loss of

@@ -1,6 +1,6 @@
 """Sample-level dynamic balancing for softmax classifiers.
 
-MTMLAN (paper 004 of ``/work/shared/papers``), Eq. 9, after the focal loss
+MTMLAN (paper 004 of ``../shared/papers``), Eq. 9, after the focal loss
 (Lin et al. 2017)::
 
     SL(p_k) = -(1 - p_k)^beta * log(p_k)
