@@ -11,8 +11,9 @@ import pytest
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader, Dataset
 
-from _helpers import tiny_cfg
+from _helpers import make_tiny_voc, tiny_cfg, voc_xml
 from mmdet.registry import TRANSFORMS
+from mmdet_alwa.datasets.demo_data import DEMO_CLASSES
 from mmdet_alwa.engine.hooks.filtered_annotations_hook import \
     FilteredAnnotationsHook
 from mmdet.structures.bbox import HorizontalBoxes
@@ -55,23 +56,9 @@ def test_bad_interval():
         FilteredAnnotationsHook(interval=0)
 
 
-def test_runner_reports_planted_box(tiny_data, tmp_path):
-    data = str(tmp_path / 'data')
-    shutil.copytree(tiny_data, data)
-    ann_file = f'{data}/annotations/train.json'
-    with open(ann_file) as f:
-        coco = json.load(f)
-    # kept by mmdet's COCO loader (it overlaps the 96 px wide image), but
-    # Resize clips it to 0.5 px: a degenerate box in the pipeline
-    coco['annotations'].append(dict(
-        id=len(coco['annotations']), image_id=3, category_id=1,
-        bbox=[95.5, 10, 6, 12], area=72, iscrowd=0))
-    with open(ann_file, 'w') as f:
-        json.dump(coco, f)
-
-    work_dir = str(tmp_path / 'run')
-    cfg = tiny_cfg('configs/_base_/faster_rcnn_r50_voc.py', work_dir, data,
-                   max_iters=4)
+def _train_and_check(cfg, work_dir):
+    """4 iterations with the counting filter and its hook: finite losses,
+    the planted box counted, one warning."""
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     pipeline = [t for t in cfg.train_dataloader.dataset.pipeline
                 if 'FilterAnnotations' not in t['type']]
@@ -93,3 +80,44 @@ def test_runner_reports_planted_box(tiny_data, tmp_path):
     assert count in (1, 2)
     log = open(glob.glob(f'{work_dir}/*/*.log')[0]).read()
     assert log.count('CountingFilterAnnotations removed') == 1, log
+
+
+def test_runner_reports_planted_box(tiny_data, tmp_path):
+    data = str(tmp_path / 'data')
+    shutil.copytree(tiny_data, data)
+    ann_file = f'{data}/annotations/train.json'
+    with open(ann_file) as f:
+        coco = json.load(f)
+    # kept by mmdet's COCO loader (it overlaps the 96 px wide image), but
+    # Resize clips it to 0.5 px: a degenerate box in the pipeline
+    coco['annotations'].append(dict(
+        id=len(coco['annotations']), image_id=3, category_id=1,
+        bbox=[95.5, 10, 6, 12], area=72, iscrowd=0))
+    with open(ann_file, 'w') as f:
+        json.dump(coco, f)
+    work_dir = str(tmp_path / 'run')
+    _train_and_check(tiny_cfg('configs/_base_/faster_rcnn_r50_voc.py',
+                              work_dir, data, max_iters=4), work_dir)
+
+
+def test_runner_on_voc_with_a_zero_size_box(tiny_data, tmp_path):
+    """VOC keeps a zero-width box (the COCO loader drops it), so it reaches
+    the pipeline as written in the annotation."""
+    root = str(tmp_path / 'VOCdevkit')
+    make_tiny_voc(tiny_data, root)
+    with open(f'{root}/VOC2007/Annotations/000000.xml', 'w') as f:
+        f.write(voc_xml([('disc', [20, 10, 20, 30]),      # zero width
+                         ('square', [5, 5, 25, 25])]))
+    work_dir = str(tmp_path / 'run')
+    cfg = tiny_cfg('configs/_base_/faster_rcnn_r50_voc.py', work_dir,
+                   tiny_data, max_iters=4)
+    cfg.train_dataloader.dataset = dict(
+        type='VOCDataset', data_root=root,
+        ann_file='VOC2007/ImageSets/Main/trainval.txt',
+        data_prefix=dict(sub_data_root='VOC2007/'),
+        metainfo=dict(classes=DEMO_CLASSES),
+        pipeline=cfg.train_dataloader.dataset.pipeline)
+    # 4 iterations of 1 image in order: the planted image comes first
+    cfg.train_dataloader.update(
+        batch_size=1, sampler=dict(type='DefaultSampler', shuffle=False))
+    _train_and_check(cfg, work_dir)
