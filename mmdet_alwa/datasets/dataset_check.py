@@ -123,10 +123,8 @@ def _check_leaf(ds, ctx: LeafContext, report: CheckReport, decode: bool,
                 used += not dropped
                 report.findings += image_findings(rec, image_error, real,
                                                   dropped)
-            file = rec.ann_path if rec.ann_path.endswith('.xml') \
-                else rec.img_path or rec.ann_path
             for box in rec.boxes:
-                report.findings += box_findings(box, file, wh, ctx,
+                report.findings += box_findings(box, rec.file, wh, ctx,
                                                 used=not dropped)
                 _count(report, box)
     except AnnotationFileError as e:

@@ -60,6 +60,14 @@ class ImageRecord:
     empty_for_filter: bool = False
     listed: bool = True  # False: boxes of no image in the loader's list
 
+    @property
+    def file(self) -> str:
+        """The file a finding names: the XML file (VOC), else the image
+        (COCO: the json holds every image)."""
+        if self.ann_path.endswith('.xml'):
+            return self.ann_path
+        return self.img_path or self.ann_path
+
 
 class AnnotationFileError(Exception):
     """The dataset's annotation (list) file itself cannot be read."""

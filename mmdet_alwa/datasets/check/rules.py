@@ -190,12 +190,12 @@ def image_findings(rec: ImageRecord, image_error: Optional[Tuple[str, str]],
                                f'{detail} (LoadImageFromFile fails)'))
     if dropped:
         out.append(Finding(WARNING, 'empty_image' if 'filter_empty_gt' in
-                           dropped else 'small_image', rec.ann_path,
-                           f'{rec.img_path}: {dropped}'))
+                           dropped else 'small_image', rec.file,
+                           f'image {rec.img_path}: {dropped}'))
     elif not any(b.kept for b in rec.boxes):
-        out.append(Finding(INFO, 'empty_image', rec.ann_path,
-                           f'{rec.img_path} has no box of a known class '
-                           f'(kept as an image without objects)'))
+        out.append(Finding(INFO, 'empty_image', rec.file,
+                           f'image {rec.img_path} has no box of a known '
+                           f'class (kept as an image without objects)'))
     if rec.size is not None and real_wh is not None and \
             tuple(rec.size) != tuple(real_wh):
         out.append(Finding(INFO, 'size_mismatch', rec.img_path,
