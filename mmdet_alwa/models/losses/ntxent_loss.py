@@ -3,9 +3,9 @@
 References:
     Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive
     Learning of Visual Representations", ICML 2020 (SimCLR), Eq. 1 and Alg. 1.
-    Paper 001 of this project ("Simple and Robust Multi-Label Object
-    Detection in Remote-Sensing Images via Self-Supervised Contrastive
-    Learning"), Sec. 2.3: SimCLR on remote-sensing images with tau = 0.5.
+    L. Briody, G. K. Aygen, "Simple and Robust Multi-Label Object Detection
+    in Remote-Sensing Images via Self-Supervised Contrastive Learning"
+    (paper 001), Sec. 2.3: SimCLR on remote-sensing images with tau = 0.5.
 
 For a batch of k images with two views each (2k projections z), the loss of
 the positive pair (i, j) is::
