@@ -102,33 +102,36 @@ def _check_leaf(ds, ctx: LeafContext, report: CheckReport, decode: bool,
     for cls in ds.metainfo['classes']:
         report.class_counts.setdefault(cls, 0)
     listed = used = 0
-    bar = ProgressBar(0, file=sys.stderr) if progress else None
     try:
-        for rec in reader_for(ds)(ds):
-            if bar:
-                bar.update()
-            if rec.error is not None:
-                listed += 1
-                report.findings.append(
-                    Finding(ERROR, rec.error_kind, rec.ann_path, rec.error))
-                continue
-            real, image_error = (None, None)
-            if rec.listed:
-                listed += 1
-                real, image_error = _read_image(rec.img_path, decode,
-                                                ds.backend_args)
-            wh = rec.size or real
-            dropped = ctx.drops_image(rec, wh) if rec.listed else None
-            if rec.listed:
-                used += not dropped
-                report.findings += image_findings(rec, image_error, real,
-                                                  dropped)
-            for box in rec.boxes:
-                report.findings += box_findings(box, rec.file, wh, ctx,
-                                                used=not dropped)
-                _count(report, box)
+        records = list(reader_for(ds)(ds))
     except AnnotationFileError as e:
         report.findings.append(Finding(ERROR, e.kind, e.file, e.detail))
+        records = []
+    # reading the images is the slow part: the bar counts them
+    bar = ProgressBar(len(records), file=sys.stderr) \
+        if progress and records else None
+    for rec in records:
+        if bar:
+            bar.update()
+        if rec.error is not None:
+            listed += 1
+            report.findings.append(
+                Finding(ERROR, rec.error_kind, rec.ann_path, rec.error))
+            continue
+        real, image_error = (None, None)
+        if rec.listed:
+            listed += 1
+            real, image_error = _read_image(rec.img_path, decode,
+                                            ds.backend_args)
+        wh = rec.size or real
+        dropped = ctx.drops_image(rec, wh) if rec.listed else None
+        if rec.listed:
+            used += not dropped
+            report.findings += image_findings(rec, image_error, real, dropped)
+        for box in rec.boxes:
+            report.findings += box_findings(box, rec.file, wh, ctx,
+                                            used=not dropped)
+            _count(report, box)
     if bar:
         sys.stderr.write('\n')
     report.num_images += listed
