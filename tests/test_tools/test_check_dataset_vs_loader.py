@@ -34,7 +34,7 @@ W, H = 64, 48
 BOX, BOX2 = [10, 10, 30, 30], [5, 5, 40, 30]  # VOC coordinates (1-based)
 
 
-def _pipeline(split, box_filter):
+def _pipeline(split, box_filter, filter_first=False):
     load = [dict(type='LoadImageFromFile'),
             dict(type='LoadAnnotations', with_bbox=True)]
     resize = [dict(type='Resize', scale=(W, H), keep_ratio=True)]
@@ -43,19 +43,26 @@ def _pipeline(split, box_filter):
         return load[:1] + resize + load[1:] + pack
     flt = [dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1))] \
         if box_filter else []
+    if filter_first:
+        return load + flt + resize + pack
     return load + resize + flt + pack
 
 
-def _image(path):
+def _image(path, size=(W, H)):
     os.makedirs(osp.dirname(path), exist_ok=True)
     rng = np.random.default_rng(0)
-    cv2.imwrite(path, rng.integers(0, 255, (H, W, 3), dtype=np.uint8))
+    cv2.imwrite(path, rng.integers(0, 255, size[::-1] + (3, ),
+                                   dtype=np.uint8))
 
 
 def voc_case(root, years, split='train', box_filter=False, difficult=None,
-             no_xml=(), no_image=(), empty_list=()):
-    """``years``: {year: {img_id: [(class, VOC box)]}}; returns (config,
-    images written, boxes written)."""
+             no_xml=(), no_image=(), empty_list=(), filter_first=False,
+             sizes=None, xml_text=None, garbage_image=()):
+    """``years``: {year: {img_id: [(class, VOC box)]}}; ``sizes``:
+    {img_id: (w, h)} of image and XML (``None``: an XML without <size>);
+    ``xml_text``: {img_id: replacement XML}; returns (config, images
+    written, boxes written)."""
+    sizes = sizes or {}
     n_img = n_box = 0
     datasets = []
     for year, images in years.items():
@@ -63,13 +70,22 @@ def voc_case(root, years, split='train', box_filter=False, difficult=None,
         os.makedirs(f'{base}/ImageSets/Main')
         os.makedirs(f'{base}/Annotations')
         for img_id, objects in images.items():
-            if img_id not in no_image:
-                _image(f'{base}/JPEGImages/{img_id}.jpg')
+            size = sizes.get(img_id, (W, H))
+            if img_id in garbage_image:
+                os.makedirs(f'{base}/JPEGImages', exist_ok=True)
+                with open(f'{base}/JPEGImages/{img_id}.jpg', 'wb') as f:
+                    f.write(b'not a jpeg')
+            elif img_id not in no_image:
+                _image(f'{base}/JPEGImages/{img_id}.jpg', size or (W, H))
+            text = voc_xml(objects, size=size or (W, H),
+                           difficult=(difficult or {}).get(img_id, ()))
+            if size is None:
+                text = text[:text.index('<size>')] + \
+                    text[text.index('</size>') + len('</size>'):]
+            text = (xml_text or {}).get(img_id, text)
             if img_id not in no_xml:
                 with open(f'{base}/Annotations/{img_id}.xml', 'w') as f:
-                    f.write(voc_xml(objects, size=(W, H),
-                                    difficult=(difficult or {}).get(img_id,
-                                                                    ())))
+                    f.write(text)
         listed = [] if year in empty_list else list(images)
         n_img += len(listed)
         n_box += sum(len(images[i]) for i in listed)
@@ -81,22 +97,27 @@ def voc_case(root, years, split='train', box_filter=False, difficult=None,
             data_prefix=dict(sub_data_root=f'{year}/'),
             metainfo=dict(classes=CLASSES), test_mode=split != 'train',
             filter_cfg=dict(filter_empty_gt=True, min_size=8),
-            pipeline=_pipeline(split, box_filter)))
+            pipeline=_pipeline(split, box_filter, filter_first)))
     dataset = dict(type='ConcatDataset', datasets=datasets)
     return Config({f'{split}_dataloader': dict(dataset=dataset)}), \
         n_img, n_box
 
 
 def coco_case(root, anns, split='train', no_image=(), num_images=2,
-              categories=(dict(id=1, name='dog'), dict(id=2, name='cat'))):
-    """``anns``: COCO annotations without ``id`` (added); images
-    0..num_images-1 of W x H."""
-    images = [dict(id=i, file_name=f'{i:06d}.png', width=W, height=H)
+              categories=(dict(id=1, name='dog'), dict(id=2, name='cat')),
+              sizes=None, same_ids=False):
+    """``anns``: COCO annotations without ``id`` (added; ``same_ids``: all
+    1); images 0..num_images-1 of W x H or ``sizes[i]``."""
+    sizes = sizes or {}
+    images = [dict(id=i, file_name=f'{i:06d}.png',
+                   width=sizes.get(i, (W, H))[0],
+                   height=sizes.get(i, (W, H))[1])
               for i in range(num_images)]
     for img in images:
         if img['id'] not in no_image:
-            _image(f'{root}/img/{img["file_name"]}')
-    anns = [dict(a, id=k + 1) for k, a in enumerate(anns)]
+            _image(f'{root}/img/{img["file_name"]}',
+                   (img['width'], img['height']))
+    anns = [dict(a, id=1 if same_ids else k + 1) for k, a in enumerate(anns)]
     os.makedirs(root, exist_ok=True)
     with open(f'{root}/ann.json', 'w') as f:
         json.dump(dict(images=images, annotations=anns,
@@ -164,6 +185,35 @@ CASES = {
     'voc_missing_image': ('voc', dict(years=GOOD, no_image=('b', )),
                           'error'),
     'voc_missing_xml': ('voc', dict(years=GOOD, no_xml=('a', )), 'error'),
+    'voc_unparsable_xml': ('voc', dict(years=GOOD, xml_text={
+        'a': '<annotation><object>'}), 'error'),
+    'voc_box_not_a_number': ('voc', dict(years=GOOD, xml_text={
+        'a': voc_xml([('dog', BOX)], size=(W, H)).replace(
+            '<xmin>10<', '<xmin>ten<')}), 'error'),
+    'voc_unreadable_image': ('voc', dict(years=GOOD, garbage_image=('a', )),
+                             'error'),
+    # without <size> the loader reads the image while it builds
+    'voc_no_size_node': ('voc', dict(years=GOOD, sizes={'a': None}), 'ok'),
+    'voc_no_size_node_missing_image': ('voc', dict(
+        years=dict(GOOD, VOC2007={'a': [('dog', BOX)], 'c': []}),
+        sizes={'c': None}, no_image=('c', )), 'error'),
+    # filter_empty_gt drops c before anything reads its (missing) image
+    'voc_missing_image_of_dropped_image': ('voc', dict(
+        years=dict(GOOD, VOC2007={'a': [('dog', BOX)], 'c': []}),
+        no_image=('c', )), 'warning'),
+    'voc_image_below_filter_min_size': ('voc', dict(
+        years=dict(GOOD, VOC2007={'a': [('dog', BOX)],
+                                  'c': [('dog', [1, 1, 5, 5])]}),
+        sizes={'c': (W, 6)}), 'warning'),
+    'voc_size_differs_from_file': ('voc', dict(years=GOOD, xml_text={
+        'a': voc_xml([('dog', BOX)], size=(80, 60))}), 'ok'),
+    'voc_zero_width_box_val': ('voc', dict(years=dict(GOOD, VOC2007={'a': [
+        ('dog', [20, 10, 20, 30]), ('cat', BOX)]}), split='val'), 'ok'),
+    # Resize clips the box to zero width after the filter has run
+    'voc_box_outside_filter_before_resize': ('voc', dict(
+        years=dict(GOOD, VOC2007={'a': [('dog', [100, 10, 120, 30]),
+                                        ('cat', BOX)]}),
+        box_filter=True, filter_first=True), 'error'),
     'coco_clean': ('coco', dict(anns=GOOD_COCO), 'ok'),
     'coco_crowd_box': ('coco', dict(anns=GOOD_COCO + [
         _ann(0, [30, 20, 10, 10], iscrowd=1)]), 'ok'),
@@ -192,6 +242,21 @@ CASES = {
                            'error'),
     'coco_bbox_not_4_numbers': ('coco', dict(anns=GOOD_COCO + [
         dict(_ann(0, [1, 2, 3, 4]), bbox=[1, 2, 3])]), 'error'),
+    # NaN overlaps: the loader's max(0, nan) is 0, so it drops the box
+    'coco_nan_box': ('coco', dict(anns=GOOD_COCO + [
+        dict(_ann(0, [1, 2, 3, 4]), bbox=[float('nan'), 2, 3, 4])]),
+        'warning'),
+    'coco_ignore_flag': ('coco', dict(anns=GOOD_COCO + [
+        _ann(0, [30, 20, 10, 10], ignore=1)]), 'warning'),
+    'coco_duplicate_annotation_ids': ('coco', dict(anns=GOOD_COCO,
+                                                   same_ids=True), 'error'),
+    'coco_image_below_filter_min_size': ('coco', dict(
+        anns=GOOD_COCO + [_ann(2, [1, 1, 4, 4])], num_images=3,
+        sizes={2: (W, 6)}), 'warning'),
+    'coco_image_with_unknown_category_only': ('coco', dict(
+        anns=GOOD_COCO + [_ann(2, [5, 5, 8, 8], 99)], num_images=3,
+        categories=(dict(id=1, name='dog'), dict(id=2, name='cat'),
+                    dict(id=99, name='unicorn'))), 'warning'),
 }
 
 

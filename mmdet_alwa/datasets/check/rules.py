@@ -35,7 +35,7 @@ DROPPED = {  # reason -> (severity, kind, what the loader does)
     'orphan_annotation': (WARNING, 'bad_annotation',
                           'names an image_id that is not in "images": never '
                           'loaded'),
-    'ignore_flag': (INFO, 'ignored_box',
+    'ignore_flag': (WARNING, 'ignored_box',
                     'has "ignore": dropped by the loader'),
 }
 
