@@ -1,16 +1,16 @@
 import importlib.util
+import os
 import os.path as osp
 
+import cv2
 import numpy as np
 import pytest
 import torch
-from _helpers import REPO_ROOT, TINY_WIDTH, tiny_cfg
-from mmdet.registry import DATASETS
-from mmdet.registry import MODELS
+from _helpers import REPO_ROOT, TINY_WIDTH, tiny_cfg, voc_xml
+from mmdet.registry import DATASETS, MODELS
 from mmengine.registry import init_default_scope
 from sklearn.metrics import average_precision_score
 
-from _helpers import voc_xml
 from mmdet_alwa.models.selfsup.linear_probe import (multilabel_map,
                                                     multilabel_targets,
                                                     probe_dataset_cfg,
@@ -67,8 +67,6 @@ def test_classes_without_positives_are_left_out():
 def _small_object_voc(root):
     """Image a: a 20 px dog and a 50 px car; b: no object; c: a difficult
     car. 64 x 64 images, one VOC2007-style folder."""
-    import cv2
-    import os
     objects = dict(a=[('dog', [5, 5, 25, 25]), ('car', [10, 10, 60, 60])],
                    b=[], c=[('car', [2, 2, 40, 40])])
     for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):

@@ -159,10 +159,11 @@ def box_findings(box: BoxRecord, file: str, img_wh: Optional[Tuple[int, int]],
                 + ')'))
     elif x1 < 0 or y1 < 0 or x2 > iw or y2 > ih:
         where = f'lies partly outside the {iw}x{ih} image'
-        out.append(
-            _f(WARNING, 'outside_box', file, box, f'{where}: clipped by Resize')
-            if pipe.resize and ctx.train else
-            _f(INFO, 'outside_box', file, box, where))
+        if pipe.resize and ctx.train:
+            out.append(_f(WARNING, 'outside_box', file, box,
+                          f'{where}: clipped by Resize'))
+        else:
+            out.append(_f(INFO, 'outside_box', file, box, where))
     return out
 
 
