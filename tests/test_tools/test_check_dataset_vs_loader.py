@@ -315,3 +315,41 @@ def test_check_agrees_with_loader(name, tmp_path):
     assert not [f for f in report.findings if f.kind == 'build_failed'
                 and len(report.errors()) == 1], \
         'a build failure that no rule explains'
+
+
+@pytest.mark.parametrize('name,one_class', [
+    ('voc_one_box_each', False), ('voc_one_box_each', True),
+    ('coco_clean', True), ('coco_no_area', True)])
+def test_tool_exit_status_on_tiny_data(name, one_class, tmp_path):
+    """The tool (report, json, histograms) on the smallest data: one class,
+    one image per dataset, one box or none; exit 1 exactly when mmdet's
+    build + pipeline fails (with one class, VOC2012's only image has no
+    box of it: that sub-dataset is empty)."""
+    import importlib.util
+    from _helpers import REPO_ROOT
+    spec = importlib.util.spec_from_file_location(
+        'check_dataset_tool',
+        osp.join(REPO_ROOT, 'tools/misc/check_dataset.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    kind, kwargs, _ = CASES[name]
+    build = voc_case if kind == 'voc' else coco_case
+    cfg, n_images, n_boxes = build(str(tmp_path / 'data'),
+                                   **copy.deepcopy(kwargs))
+    if one_class:  # the only class is the one of the first box
+        for leaf in cfg.train_dataloader.dataset.get('datasets') or [
+                cfg.train_dataloader.dataset]:
+            leaf.metainfo = dict(classes=('dog', ))
+    expected = loader_verdict(cfg, 'train', n_images, n_boxes)
+    # by hand: with 'dog' only, the cat box is an unknown class
+    assert expected == {('voc_one_box_each', False): 'ok',
+                        ('voc_one_box_each', True): 'error',
+                        ('coco_clean', True): 'warning',
+                        ('coco_no_area', True): 'error'}[name, one_class]
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    out = str(tmp_path / 'out')
+    status = tool.main([str(tmp_path / 'cfg.py'), '--out-dir', out,
+                        '--no-progress'])
+    assert status == int(expected == 'error')
+    assert osp.getsize(osp.join(out, 'box_stats.png')) > 1000
+    assert json.load(open(osp.join(out, 'report.json')))['split'] == 'train'
