@@ -26,7 +26,7 @@ from mmengine.fileio import get, get_local_path
 from mmengine.utils import ProgressBar
 
 from mmdet_alwa.utils.data_check import iter_leaf_datasets
-from .check.readers import AnnotationFileError, reader_for
+from .check.readers import AnnotationFileError, finite_box, reader_for
 from .check.report import ERROR, CheckReport, Finding, format_report
 from .check.rules import (LeafContext, box_findings, empty_leaf_finding,
                           image_findings, pipeline_info)
@@ -102,11 +102,18 @@ def _check_leaf(ds, ctx: LeafContext, report: CheckReport, decode: bool,
     for cls in ds.metainfo['classes']:
         report.class_counts.setdefault(cls, 0)
     listed = used = 0
+    reader = reader_for(ds)
     try:
-        records = list(reader_for(ds)(ds))
+        records = list(reader(ds))
     except AnnotationFileError as e:
         report.findings.append(Finding(ERROR, e.kind, e.file, e.detail))
-        records = []
+        return
+    except Exception as e:  # a structure the reader (and loader) cannot use
+        report.findings.append(Finding(
+            ERROR, 'bad_annotation', ds.ann_file,
+            f'cannot be read as {type(ds).__name__} annotations: '
+            f'{type(e).__name__}: {e}'))
+        return
     # reading the images is the slow part: the bar counts them
     bar = ProgressBar(len(records), file=sys.stderr) \
         if progress and records else None
@@ -150,7 +157,7 @@ def _count(report: CheckReport, box) -> None:
     report.num_boxes += 1
     report.num_ignored += int(box.ignored)
     x1, y1, x2, y2 = box.box
-    if x2 - x1 > 0 and y2 - y1 > 0:
+    if finite_box(box.box) and x2 - x1 > 0 and y2 - y1 > 0:
         report.sizes.append((x2 - x1, y2 - y1))
 
 

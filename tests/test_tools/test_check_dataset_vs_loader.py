@@ -105,9 +105,10 @@ def voc_case(root, years, split='train', box_filter=False, difficult=None,
 
 def coco_case(root, anns, split='train', no_image=(), num_images=2,
               categories=(dict(id=1, name='dog'), dict(id=2, name='cat')),
-              sizes=None, same_ids=False):
+              sizes=None, same_ids=False, broken=False):
     """``anns``: COCO annotations without ``id`` (added; ``same_ids``: all
-    1); images 0..num_images-1 of W x H or ``sizes[i]``."""
+    1); images 0..num_images-1 of W x H or ``sizes[i]``; ``broken``:
+    "annotations" is a dict of them instead of a list."""
     sizes = sizes or {}
     images = [dict(id=i, file_name=f'{i:06d}.png',
                    width=sizes.get(i, (W, H))[0],
@@ -120,6 +121,8 @@ def coco_case(root, anns, split='train', no_image=(), num_images=2,
     anns = [dict(a, id=1 if same_ids else k + 1) for k, a in enumerate(anns)]
     os.makedirs(root, exist_ok=True)
     with open(f'{root}/ann.json', 'w') as f:
+        if broken:
+            anns = {str(a['id']): a for a in anns}
         json.dump(dict(images=images, annotations=anns,
                        categories=list(categories)), f)
     dataset = dict(type='CocoDataset', data_root=root + '/',
@@ -190,6 +193,9 @@ CASES = {
     'voc_box_not_a_number': ('voc', dict(years=GOOD, xml_text={
         'a': voc_xml([('dog', BOX)], size=(W, H)).replace(
             '<xmin>10<', '<xmin>ten<')}), 'error'),
+    'voc_infinite_coordinate': ('voc', dict(years=GOOD, xml_text={
+        'a': voc_xml([('dog', BOX)], size=(W, H)).replace(
+            '<xmax>30<', '<xmax>inf<')}), 'error'),
     'voc_unreadable_image': ('voc', dict(years=GOOD, garbage_image=('a', )),
                              'error'),
     # without <size> the loader reads the image while it builds
@@ -246,6 +252,12 @@ CASES = {
     'coco_nan_box': ('coco', dict(anns=GOOD_COCO + [
         dict(_ann(0, [1, 2, 3, 4]), bbox=[float('nan'), 2, 3, 4])]),
         'warning'),
+    # kept as [0, 0, inf, 10]; Resize clips it to the image
+    'coco_infinite_width': ('coco', dict(anns=GOOD_COCO + [
+        dict(_ann(0, [0, 0, 1, 10]), bbox=[0, 0, float('inf'), 10])]),
+        'warning'),
+    'coco_annotations_not_a_list': ('coco', dict(anns=GOOD_COCO,
+                                                 broken=True), 'error'),
     'coco_ignore_flag': ('coco', dict(anns=GOOD_COCO + [
         _ann(0, [30, 20, 10, 10], ignore=1)]), 'warning'),
     'coco_duplicate_annotation_ids': ('coco', dict(anns=GOOD_COCO,

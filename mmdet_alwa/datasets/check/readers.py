@@ -99,8 +99,8 @@ def _voc_box(obj, where: str, classes, bbox_min_size) -> BoxRecord:
         bnd = obj.find('bndbox')
         rec.box = tuple(int(float(bnd.find(k).text)) - 1
                         for k in ('xmin', 'ymin', 'xmax', 'ymax'))
-    except (AttributeError, TypeError, ValueError) as e:
-        rec.error = _error(e)
+    except (AttributeError, TypeError, ValueError, OverflowError) as e:
+        rec.error = _error(e)  # e.g. int(float('inf')) overflows
         return rec
     w, h = rec.box[2] - rec.box[0], rec.box[3] - rec.box[1]
     small = bbox_min_size is not None and min(w, h) < bbox_min_size
@@ -176,9 +176,13 @@ def _coco_box(ann: dict, where: str, name: str, img_wh: Tuple[float, float],
         return rec
     x1, y1, w, h = bbox
     rec.box = (x1, y1, x1 + w, y1 + h)
-    # overlap with the image, each side clamped at 0 as the loader does
-    inter_w = max(0, min(x1 + w, img_wh[0]) - max(x1, 0))
-    inter_h = max(0, min(y1 + h, img_wh[1]) - max(y1, 0))
+    try:
+        # overlap with the image, each side clamped at 0 as the loader does
+        inter_w = max(0, min(x1 + w, img_wh[0]) - max(x1, 0))
+        inter_h = max(0, min(y1 + h, img_wh[1]) - max(y1, 0))
+    except TypeError as e:  # e.g. a width that is a string
+        rec.error = f'image size {img_wh}: {_error(e)}'
+        return rec
     if inter_w * inter_h == 0:
         rec.dropped = 'degenerate_box' if not (w > 0 and h > 0) \
             else 'outside_box'

@@ -107,8 +107,13 @@ def box_findings(box: BoxRecord, file: str, img_wh: Optional[Tuple[int, int]],
         severity, kind, text = DROPPED[box.dropped]
         return [_f(severity, kind, file, box, text)]
     if not finite_box(box.box):
+        # the COCO loader keeps only an infinite extent with a positive
+        # overlap (NaN and -inf fail its overlap test): Resize clips it
+        if ctx.pipeline.resize:
+            return [_f(WARNING, 'outside_box', file, box,
+                       'has an infinite extent: clipped by Resize')]
         return [_f(ERROR, 'bad_annotation', file, box,
-                   'has non-finite coordinates')]
+                   'has non-finite coordinates and no Resize clips them')]
     x1, y1, x2, y2 = box.box
     w, h = x2 - x1, y2 - y1
     # a kept box that a zero size would turn into log(0) targets
