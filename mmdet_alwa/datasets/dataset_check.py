@@ -136,7 +136,8 @@ def _check_leaf(ds, ctx: LeafContext, report: CheckReport, decode: bool,
             used += not dropped
             report.findings += image_findings(rec, image_error, real, dropped)
         for box in rec.boxes:
-            report.findings += box_findings(box, rec.file, wh, ctx,
+            # Resize clips to the image it loads, whatever the annotation says
+            report.findings += box_findings(box, rec.file, real or wh, ctx,
                                             used=not dropped)
             _count(report, box)
     if bar:

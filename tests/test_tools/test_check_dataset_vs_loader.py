@@ -213,6 +213,13 @@ CASES = {
         sizes={'c': (W, 6)}), 'warning'),
     'voc_size_differs_from_file': ('voc', dict(years=GOOD, xml_text={
         'a': voc_xml([('dog', BOX)], size=(80, 60))}), 'ok'),
+    # Resize clips to the 64 x 48 file, inside which the box lies
+    'voc_xml_size_smaller_than_file': ('voc', dict(years=GOOD, xml_text={
+        'a': voc_xml([('dog', [40, 30, 60, 45])], size=(32, 24))}), 'ok'),
+    # a 0 x 0 <size> (common in converted data) is below filter_cfg.min_size
+    'voc_xml_size_zero': ('voc', dict(years=dict(GOOD, VOC2007={
+        'a': [('dog', BOX)], 'c': [('dog', BOX)]}), xml_text={
+        'c': voc_xml([('dog', BOX)], size=(0, 0))}), 'warning'),
     'voc_zero_width_box_val': ('voc', dict(years=dict(GOOD, VOC2007={'a': [
         ('dog', [20, 10, 20, 30]), ('cat', BOX)]}), split='val'), 'ok'),
     # Resize clips the box to zero width after the filter has run
