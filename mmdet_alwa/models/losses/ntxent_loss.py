@@ -21,8 +21,7 @@ which pads to the largest rank batch, so the per-rank batches n_r may
 differ, e.g. a last batch without ``drop_last``): each rank scores its own
 2n_r anchors against all 2N projections (N = sum_r n_r). DDP *averages* the
 rank gradients with equal weights, so the mean over a rank's own anchors
-would give a rank with 2 images the same say as one with 6 (ranks [2, 6]:
-loss 3.04 instead of 2.52). Each rank therefore returns
+would give a rank with 2 images the same say as one with 6. Each rank therefore returns
 ``W / (2N) * sum of its anchor losses`` (W ranks), whose DDP average is the
 gradient of the global mean, and reports the global mean itself (all-reduced)
 as the value: loss and gradients equal one process on the concatenated
