@@ -213,7 +213,7 @@ def image_findings(rec: ImageRecord, image_error: Optional[Tuple[str, str]],
 def empty_leaf_finding(name: str, num_listed: int,
                        ctx: LeafContext) -> Finding:
     """A dataset with no image left after ``filter_data``."""
-    why = (f'lists no image' if num_listed == 0 else
+    why = ('lists no image' if num_listed == 0 else
            f'has no image left after filter_data ({num_listed} listed, all '
            f'dropped by filter_cfg)')
     if ctx.serialize_data:
