@@ -1,4 +1,5 @@
-"""Early, readable errors for dataset paths that do not exist."""
+"""Walk a config's dataset wrappers; early, readable errors for dataset
+paths that do not exist."""
 import os.path as osp
 from typing import Iterator, List, Tuple
 
@@ -7,15 +8,23 @@ from mmengine.config import Config
 README_SECTION = 'README.md, section "Preparing datasets"'
 
 
-def _datasets(cfg: dict) -> Iterator[dict]:
-    """Every leaf dataset config inside wrappers (Repeat/Concat/...)."""
+def iter_leaf_datasets(cfg: dict, _parents: Tuple[dict, ...] = ()
+                       ) -> Iterator[Tuple[dict, Tuple[dict, ...]]]:
+    """Every leaf dataset config inside wrappers, with its wrappers.
+
+    Wrappers are the configs with ``datasets`` (mmengine's
+    ``ConcatDataset``...) or a ``dataset`` dict (``RepeatDataset``,
+    ``ClassBalancedDataset``, ``MultiImageMixDataset``...). Yields
+    ``(leaf, parents)``, ``parents`` from the outermost wrapper inwards,
+    in the order the wrappers concatenate their datasets.
+    """
     if 'datasets' in cfg:
         for sub in cfg['datasets']:
-            yield from _datasets(sub)
+            yield from iter_leaf_datasets(sub, _parents + (cfg, ))
     elif isinstance(cfg.get('dataset'), dict):
-        yield from _datasets(cfg['dataset'])
+        yield from iter_leaf_datasets(cfg['dataset'], _parents + (cfg, ))
     else:
-        yield cfg
+        yield cfg, _parents
 
 
 def missing_dataset_paths(cfg: Config,
@@ -27,7 +36,7 @@ def missing_dataset_paths(cfg: Config,
         loader = cfg.get(f'{split}_dataloader')
         if not loader or not loader.get('dataset'):
             continue
-        for ds in _datasets(loader['dataset']):
+        for ds, _ in iter_leaf_datasets(loader['dataset']):
             root = ds.get('data_root') or ''
             if '://' in root:  # remote backends are not ours to check
                 continue

@@ -82,13 +82,13 @@ def test_registered():
 
 # ---- DDP: 2 gloo ranks against one process on the concatenated batch -----
 
-N_PER_RANK, DIM_IN, DIM_OUT = 3, 5, 4
+DIM_IN, DIM_OUT = 5, 4
 
 
-def _data():
+def _data(total):
     g = torch.Generator().manual_seed(7)
-    x1 = torch.randn(2 * N_PER_RANK, DIM_IN, generator=g, dtype=torch.float64)
-    x2 = torch.randn(2 * N_PER_RANK, DIM_IN, generator=g, dtype=torch.float64)
+    x1 = torch.randn(total, DIM_IN, generator=g, dtype=torch.float64)
+    x2 = torch.randn(total, DIM_IN, generator=g, dtype=torch.float64)
     return x1, x2
 
 
@@ -97,36 +97,40 @@ def _model():
     return nn.Linear(DIM_IN, DIM_OUT).double()
 
 
-def _ddp_rank(rank, world_size):
+def _ddp_rank(rank, world_size, sizes):
     # a forked child must not enter the OpenMP pool its parent already used
     torch.set_num_threads(1)
-    x1, x2 = _data()
-    sl = slice(rank * N_PER_RANK, (rank + 1) * N_PER_RANK)
+    x1, x2 = _data(sum(sizes))
+    sl = slice(sum(sizes[:rank]), sum(sizes[:rank + 1]))
     model = nn.parallel.DistributedDataParallel(_model())
     loss = NTXentLoss(0.5)(model(x1[sl]), model(x2[sl]))
     loss.backward()
-    # the old GatherLayer gradient (only this rank's slice, no all-reduce)
+    # the gather's backward sums the gradient over ranks (the old
+    # GatherLayer returned only this rank's slice of it)
     z1 = x1[sl].clone().requires_grad_()
     all_z, off = gather_with_grad(z1)
-    assert off == rank * N_PER_RANK and all_z.shape[0] == 2 * N_PER_RANK
+    assert off == sl.start and all_z.shape[0] == sum(sizes)
+    torch.testing.assert_close(all_z.detach(), x1)
     (all_z ** 2).sum().backward()
     return (loss.item(), model.module.weight.grad.clone(),
             model.module.bias.grad.clone(), z1.grad.clone())
 
 
-def test_ddp_matches_single_process():
-    results = dist_run(_ddp_rank, 2)
-    x1, x2 = _data()
+@pytest.mark.parametrize('sizes', [(3, 3), (2, 6), (6, 2)],
+                         ids=['equal', 'unequal_2_6', 'unequal_6_2'])
+def test_ddp_matches_single_process(sizes):
+    results = dist_run(_ddp_rank, 2, sizes)
+    x1, x2 = _data(sum(sizes))
     model = _model()
-    loss = NTXentLoss(0.5)(model(x1), model(x2))
+    # the oracle: the paper's loop on the concatenated batch, one process
+    loss = paper_ntxent(model(x1), model(x2), 0.5)
     loss.backward()
-    # the mean of the rank losses is the loss on the concatenated batch
-    assert sum(r[0] for r in results) / 2 == pytest.approx(loss.item())
-    for _, w_grad, b_grad, z_grad in results:
+    for rank, (rank_loss, w_grad, b_grad, z_grad) in enumerate(results):
+        # every rank reports the loss of the concatenated batch
+        assert rank_loss == pytest.approx(loss.item(), rel=1e-10)
         # DDP averages the rank gradients: equal to the one-process gradient
         torch.testing.assert_close(w_grad, model.weight.grad)
         torch.testing.assert_close(b_grad, model.bias.grad)
-    for rank, (*_, z_grad) in enumerate(results):
         # d/dz of sum over ranks of sum(all_z^2): 2 ranks * 2 z
-        sl = slice(rank * N_PER_RANK, (rank + 1) * N_PER_RANK)
+        sl = slice(sum(sizes[:rank]), sum(sizes[:rank + 1]))
         torch.testing.assert_close(z_grad, 2 * 2 * x1[sl])

@@ -1,6 +1,8 @@
 """tools/misc/check_dataset.py on generated VOC (mmdet's VOC0712 wrappers)
-and COCO data with planted mistakes: each is reported with its file, and the
-exit status says whether training would break."""
+and COCO data with planted mistakes: each is reported with its file and
+severity, and the exit status says whether training would break. The
+agreement of every verdict with mmdet's own build + pipeline is in
+test_check_dataset_vs_loader.py."""
 import importlib.util
 import json
 import os
@@ -88,6 +90,8 @@ def test_voc_planted_mistakes(voc_root, tmp_path, filtered, capsys):
     assert len({k for k in found if k[0] == 'error'}) == (1 if filtered
                                                           else 3)
     assert report['num_images'] == 8
+    # 000003.xml (no boxes) is dropped by filter_empty_gt
+    assert report['num_used_images'] == 7
     assert report['unknown_classes'] == {'unicorn': 1}
     assert sum(report['class_counts'].values()) == report['num_boxes']
     assert osp.getsize(osp.join(out, 'box_stats.png')) > 1000
@@ -119,16 +123,64 @@ train_dataloader = dict(dataset=dict(
 """)
     out = str(tmp_path / 'out')
     args = [str(cfg), '--out-dir', out, '--no-progress']
-    # the COCO loader drops all three planted boxes: warnings, exit 0
+    # the COCO loader drops all three planted boxes: warnings, exit 0; the
+    # image without boxes is kept (no filter_cfg): a note
     assert tool.main(args) == 0
     assert tool.main(args + ['--strict']) == 1
     _, found = _findings(out)
     assert found == {('warning', 'degenerate_box', '000000.png'),
                      ('warning', 'outside_box', '000001.png'),
                      ('warning', 'unknown_class', '000002.png'),
-                     ('warning', 'empty_image', '000004.png')}
+                     ('info', 'empty_image', '000004.png')}
     os.remove(f'{data}/train/000003.png')
     run = subprocess.run([sys.executable, 'tools/misc/check_dataset.py'] +
                          args, cwd=REPO_ROOT, capture_output=True, text=True)
     assert run.returncode == 1, run.stdout + run.stderr
     assert '[missing_image]' in run.stdout and '000003.png' in run.stdout
+
+
+def test_voc0712_one_box_per_year(tiny_data, tmp_path):
+    """The smallest VOC0712 layout: one image with one box in each year (the
+    old size histogram raised 'bins must increase monotonically')."""
+    root = str(tmp_path / 'VOCdevkit')
+    make_tiny_voc(tiny_data, root)
+    for year, img_id in (('VOC2007', '000000'), ('VOC2012', '000005')):
+        with open(f'{root}/{year}/ImageSets/Main/trainval.txt', 'w') as f:
+            f.write(img_id + '\n')
+        with open(f'{root}/{year}/Annotations/{img_id}.xml', 'w') as f:
+            f.write(voc_xml([('disc', [20, 10, 40, 30])]))
+    cfg = tmp_path / 'voc.py'
+    cfg.write_text(VOC_CFG.format(root=root + '/', classes=DEMO_CLASSES,
+                                  filter=''))
+    out = str(tmp_path / 'out')
+    assert tool.main([str(cfg), '--out-dir', out, '--no-progress']) == 0
+    report, found = _findings(out)
+    assert found == set()
+    assert (report['num_images'], report['num_boxes']) == (2, 2)
+    # both boxes are 20 x 20 px (VOC: int(v) - 1 on both corners)
+    assert report['box_stats']['width']['p50'] == 20
+    assert osp.getsize(osp.join(out, 'box_stats.png')) > 1000
+
+
+def test_log_bins_always_increase():
+    import numpy as np
+    for v in ([20.0], [20.0, 20.0], [0.5, 300.0], [1e-6]):
+        bins = tool.log_bins(np.asarray(v))
+        assert (np.diff(bins) > 0).all()
+        assert bins[0] <= min(v) or min(v) < 1e-3
+        assert bins[-1] >= max(v)
+
+
+def test_walker_over_wrappers():
+    from mmdet_alwa.utils import iter_leaf_datasets
+    a, b, c = (dict(type='VOCDataset', ann_file=n) for n in 'abc')
+    cfg = dict(type='RepeatDataset', times=2, dataset=dict(
+        type='ConcatDataset', datasets=[
+            a, dict(type='ClassBalancedDataset', oversample_thr=0.1,
+                    dataset=b), c]))
+    leaves = list(iter_leaf_datasets(cfg))
+    assert [leaf['ann_file'] for leaf, _ in leaves] == ['a', 'b', 'c']
+    assert [[p['type'] for p in parents] for _, parents in leaves] == [
+        ['RepeatDataset', 'ConcatDataset'],
+        ['RepeatDataset', 'ConcatDataset', 'ClassBalancedDataset'],
+        ['RepeatDataset', 'ConcatDataset']]

@@ -3,8 +3,9 @@
 References:
     Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive
     Learning of Visual Representations", ICML 2020 (SimCLR), Eq. 1 and Alg. 1.
-    Paper 001 of this project (../shared/papers/001_4f6ef809e68a2295.txt), Sec. 2.3:
-    SimCLR on remote-sensing images with tau = 0.5.
+    L. Briody, G. K. Aygen, "Simple and Robust Multi-Label Object Detection
+    in Remote-Sensing Images via Self-Supervised Contrastive Learning"
+    (paper 001), Sec. 2.3: SimCLR on remote-sensing images with tau = 0.5.
 
 For a batch of k images with two views each (2k projections z), the loss of
 the positive pair (i, j) is::
@@ -15,10 +16,18 @@ the positive pair (i, j) is::
 with sim the cosine similarity, and the batch loss is the mean of l over all
 2k ordered positive pairs, i.e. l(i, j) and l(j, i) for each image.
 
-Under DDP the negatives of every rank are gathered (``gather_with_grad``):
-each rank scores its own 2n anchors against all 2nW projections, so the mean
-of the rank losses equals the loss of one process on the concatenated batch,
-and DDP's gradient averaging gives that process's gradients.
+Under DDP the negatives of every rank are gathered (``gather_with_grad``,
+which pads to the largest rank batch, so the per-rank batches n_r may
+differ, e.g. a last batch without ``drop_last``): each rank scores its own
+2n_r anchors against all 2N projections (N = sum_r n_r). DDP *averages* the
+rank gradients with equal weights, so the mean over a rank's own anchors
+would give a rank with 2 images the same say as one with 6. Each rank therefore returns
+``W / (2N) * sum of its anchor losses`` (W ranks), whose DDP average is the
+gradient of the global mean, and reports the global mean itself (all-reduced)
+as the value: loss and gradients equal one process on the concatenated
+batch for equal and unequal batches alike. Without gathering
+(``gather_distributed=False``) each rank's loss is its local mean with local
+negatives only.
 """
 from typing import List, Tuple
 
@@ -57,6 +66,12 @@ class _GatherWithGrad(torch.autograd.Function):
         return grad[start:start + ctx.sizes[ctx.rank]], None
 
 
+def _world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
 def gather_with_grad(x: Tensor) -> Tuple[Tensor, int]:
     """Concatenate ``x`` of shape (N_r, ...) over all ranks, differentiably.
 
@@ -65,8 +80,7 @@ def gather_with_grad(x: Tensor) -> Tuple[Tensor, int]:
         and the row at which this rank's ``x`` starts in it. Without a process
         group of more than one rank: ``(x, 0)``.
     """
-    if not (dist.is_available() and dist.is_initialized()
-            and dist.get_world_size() > 1):
+    if _world_size() == 1:
         return x, 0
     sizes = [torch.zeros(1, dtype=torch.long, device=x.device)
              for _ in range(dist.get_world_size())]
@@ -89,8 +103,9 @@ class NTXentLoss(nn.Module):
     Shapes:
         z1, z2: (n, D) projections of the first and second view of the same
         n images (row i of z1 and row i of z2 form a positive pair).
-        Output: scalar, the mean of l over the 2n local anchors (the global
-        2nW anchors when the rank losses are averaged, as DDP does).
+        Output: scalar, the mean of l over the 2n anchors; under DDP with
+        gathering, the mean over the 2N anchors of all ranks (see the module
+        docstring for the gradient weighting when the n_r differ).
     """
 
     def __init__(self,
@@ -115,7 +130,8 @@ class NTXentLoss(nn.Module):
                              f'{tuple(z2.shape)}')
         n = z1.shape[0]
         z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
-        if self.gather_distributed:
+        world_size = _world_size() if self.gather_distributed else 1
+        if world_size > 1:
             both, offset = gather_with_grad(torch.cat([z1, z2], dim=1))
             k1, k2 = both.chunk(2, dim=1)
         else:
@@ -131,5 +147,15 @@ class NTXentLoss(nn.Module):
         self_mask = torch.zeros_like(logits, dtype=torch.bool)
         self_mask[torch.arange(2 * n, device=z1.device), own] = True
         logits = logits.masked_fill(self_mask, float('-inf'))
-        loss = F.cross_entropy(logits, positive)
+        loss_sum = F.cross_entropy(logits, positive, reduction='sum')
+        if world_size == 1:  # one process, or no gathering
+            return self.loss_weight * loss_sum / (2 * n)
+        # DDP averages gradients over ranks: weight this rank's anchors by
+        # W / (2N) so that the average is the gradient of the global mean
+        weighted = loss_sum * world_size / (2 * total)
+        global_mean = loss_sum.detach().clone()
+        dist.all_reduce(global_mean, op=dist.ReduceOp.SUM)
+        global_mean /= 2 * total
+        # value: the global mean on every rank; gradient: that of weighted
+        loss = weighted + (global_mean - weighted).detach()
         return self.loss_weight * loss
