@@ -45,9 +45,10 @@ class _Fault(Hook):
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, rank, where, value):
+    def __init__(self, rank, where, value, window_start):
         self.active = rank == BAD_RANK
         self.where, self.value = where, value
+        self.window_start = window_start
         self.armed = False
         self.states = {}
 
@@ -63,7 +64,7 @@ class _Fault(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self.armed = self.active and runner.iter == BAD_ITER
-        if runner.iter == BAD_ITER:
+        if runner.iter == self.window_start:
             self.states['before'] = _state(runner)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
@@ -73,7 +74,7 @@ class _Fault(Hook):
         self.armed = False
 
 
-def _worker(rank, world_size, data, work_dir, where, value, policy):
+def _worker(rank, world_size, data, work_dir, where, value, policy, acc=1):
     torch.set_num_threads(1)
     cfg = tiny_cfg(CONFIG, f'{work_dir}/r{rank}', data, max_iters=3,
                    val_interval=100)
@@ -81,9 +82,11 @@ def _worker(rank, world_size, data, work_dir, where, value, policy):
     cfg.model.backbone.norm_eval = False  # BN statistics move
     cfg.optim_wrapper.type = 'NonFiniteGuardOptimWrapper'
     cfg.optim_wrapper.nonfinite_policy = policy
+    cfg.optim_wrapper.accumulative_counts = acc
     cfg.default_hooks.nonfinite_guard = dict(type='NonFiniteGuardHook')
     runner = Runner.from_cfg(make_ddp_cfg(cfg))
-    fault = _Fault(rank, where, value)
+    # the window of BAD_ITER starts here (mmengine aligns windows to acc)
+    fault = _Fault(rank, where, value, BAD_ITER - BAD_ITER % acc)
     runner.register_hook(fault)
     error = None
     try:
@@ -110,24 +113,26 @@ def _finite(state):
                (state['params'], state['buffers']) for v in group.values())
 
 
-@pytest.mark.parametrize('where,value', [('loss', math.inf),
-                                         ('forward', math.nan)])
-def test_one_rank_nonfinite_skips_on_all_ranks(where, value, tiny_data,
+@pytest.mark.parametrize('where,value,acc', [('loss', math.inf, 1),
+                                             ('forward', math.nan, 2)])
+def test_one_rank_nonfinite_skips_on_all_ranks(where, value, acc, tiny_data,
                                                tmp_path):
+    """acc=2: iterations 1-2 are a window (the first under DDP's no_sync,
+    so only rank 1's local gradients are NaN there), 3 a short one."""
     results = dist_run(_worker, 2, tiny_data, str(tmp_path), where, value,
-                       'skip', timeout=240)
+                       'skip', acc, timeout=240)
     for rank, r in enumerate(results):
         assert r['error'] is None
         # counted on every rank, not only the one with the bad value
         assert r['num_skipped'] == 1 and r['skips'] == 1, rank
-        # the iteration left no trace: parameters, optimizer state and this
+        # the window left no trace: parameters, optimizer state and this
         # rank's own buffers (BN statistics: NaN on rank 1 without restore)
         _assert_same(r['states']['before'], r['states']['after'],
                      f'rank {rank}')
         assert _finite(r['end']), rank
-        # 3 forward passes, the skipped one undone
+        # 3 forward passes, those of the void window (acc of them) undone
         assert int(r['end']['buffers']['backbone.bn1.num_batches_tracked']) \
-            == 2
+            == 3 - acc
     r0, r1 = (r['end'] for r in results)
     _assert_same(r0['params'], r1['params'], 'params')
     _assert_same(r0['optim'], r1['optim'], 'optimizer state')
