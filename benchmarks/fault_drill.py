@@ -25,11 +25,17 @@ run survived, the iterations lost (skipped updates; iterations redone after
 the kill) and whether the final states are finite and equal; it exits 1 when
 a check fails.
 
-mmengine 0.10.7 does not save torch's RNG state in checkpoints, and the
-RPN/R-CNN samplers draw from it, so a resumed run would draw other samples
-than an uninterrupted one: ``RngStateHook`` carries it across the resume,
-and around an injected fault the faulty run restores it, as the reference
-run, which does not run those iterations' forward pass, draws nothing there.
+A resume in mmengine 0.10.7 is not bit-exact by itself: torch's RNG state,
+from which the RPN/R-CNN samplers draw, is not saved in checkpoints (the
+Runner re-seeds), and with a per-epoch sampler every re-created DataLoader
+iterator draws a seed from it, also while the resumed loop skips the
+batches already trained. So the drill loads data with mmengine's
+``InfiniteSampler`` (one DataLoader iterator, made before the checkpoint is
+loaded) and its ``RngStateHook`` carries torch's RNG state across the resume;
+numpy's (``RandomFlip``) comes out right because the resumed loop replays the
+pipeline over the skipped batches. Around an injected fault the faulty run
+restores torch's RNG state, as the reference run, which does not run those
+iterations' forward pass, draws nothing there.
 
     python benchmarks/fault_drill.py                  # 300 iterations
     python benchmarks/fault_drill.py --iters 12 --checkpoint-interval 4 \\
@@ -203,7 +209,8 @@ def make_config(work_dir: str, iters: int, checkpoint_interval: int,
     cfg.data_root = data_root
     cfg.demo_data = dict(num_train=16, num_val=2, img_size=img, seed=seed)
     loader = cfg.train_dataloader
-    loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    loader.update(batch_size=2, num_workers=0, persistent_workers=False,
+                  sampler=dict(type='InfiniteSampler', shuffle=True))
     loader.dataset.data_root = data_root
     for t in loader.dataset.pipeline:
         if t['type'] == 'Resize':
