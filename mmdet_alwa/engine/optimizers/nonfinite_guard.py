@@ -70,8 +70,7 @@ from mmdet.registry import OPTIM_WRAPPERS
 from .buffer_snapshot import BufferSnapshot
 
 __all__ = ['NonFiniteLossError', 'NonFiniteGuardOptimWrapper',
-           'NonFiniteGuardAmpOptimWrapper', 'amp_optim_wrapper_type',
-           'BufferSnapshot']
+           'NonFiniteGuardAmpOptimWrapper', 'amp_optim_wrapper_type']
 
 POLICIES = ('raise', 'skip')
 
