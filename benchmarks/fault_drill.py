@@ -282,8 +282,10 @@ def _equal(a, b) -> bool:
 
 
 def _max_diff(a: dict, b: dict) -> float:
-    return max((float((a[k].double() - b[k].double()).abs().max())
-                for k in a if a[k].is_floating_point()), default=0.)
+    """Largest absolute difference of the floating tensors (NaN if any)."""
+    diffs = [float((a[k].double() - b[k].double()).abs().max())
+             for k in a if a[k].is_floating_point() and a[k].numel()]
+    return math.nan if any(map(math.isnan, diffs)) else max(diffs, default=0.)
 
 
 def _skips(state: dict) -> int:
