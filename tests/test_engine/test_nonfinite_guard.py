@@ -79,21 +79,28 @@ class _PlantNaN(Hook):
     # before LossWeightingHook: its loss hook must see the NaN
     priority = 'VERY_HIGH'
 
-    def __init__(self, iters):
+    def __init__(self, iters, where='loss'):
         self.iters = set(iters)
+        self.where = where
         self.armed = False
         self.snapshots = {}
+        self.before = {}  # every iteration's state before its forward
+        self.lrs = []
 
     def before_run(self, runner):
-        loss = runner.model.rpn_head.loss_bbox
-        loss.register_forward_hook(
-            lambda m, a, out: out * math.nan if self.armed else None)
+        if self.where == 'loss':
+            runner.model.rpn_head.loss_bbox.register_forward_hook(
+                lambda m, a, out: out * math.nan if self.armed else None)
+        else:  # a NaN pixel in the backbone's input: BN statistics go NaN
+            runner.model.backbone.register_forward_pre_hook(
+                lambda m, args: (args[0] * math.nan,) if self.armed else None)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self.armed = runner.iter in self.iters
+        self.before[runner.iter] = _state(runner.model, runner.optim_wrapper)
+        self.lrs.append(runner.optim_wrapper.get_lr()['lr'][0])
         if self.armed:
-            self.snapshots[runner.iter] = [_state(
-                runner.model, runner.optim_wrapper)]
+            self.snapshots[runner.iter] = [self.before[runner.iter]]
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
@@ -103,7 +110,8 @@ class _PlantNaN(Hook):
         self.armed = False
 
 
-def _runner(tiny_data, tmp_path, policy, iters, max_iters, **kw):
+def _runner(tiny_data, tmp_path, policy, iters, max_iters, where='loss',
+            edit=None, **kw):
     cfg = tiny_cfg(CONFIG, str(tmp_path / policy), tiny_data,
                    max_iters=max_iters, val_interval=100)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
@@ -115,8 +123,10 @@ def _runner(tiny_data, tmp_path, policy, iters, max_iters, **kw):
         type='LossWeightingHook', name='alwa',
         rule=dict(type='ALWA', variant=1, interval=2),
         losses=dict(cls='rpn_head.loss_cls', reg='rpn_head.loss_bbox'))
+    if edit is not None:
+        edit(cfg)
     runner = Runner.from_cfg(cfg)
-    plant = _PlantNaN(iters)
+    plant = _PlantNaN(iters, where)
     runner.register_hook(plant)
     return runner, plant
 
@@ -160,3 +170,41 @@ def test_skip_continues_counts_then_raises(tiny_data, tmp_path):
     state = rule.state_dict()
     assert math.isfinite(state['alpha']) and all(
         math.isfinite(v) for w in state['windows'].values() for v in w)
+
+
+def test_accumulation_with_scheduler_and_train_mode_bn(tiny_data, tmp_path):
+    """accumulative_counts=2, AdamW, linear warm-up then a step decay, BN in
+    training mode; a NaN input at iteration 3 (micro-batch 0 of the window of
+    iterations 3-4) voids that window and nothing else."""
+    def edit(cfg):
+        cfg.model.backbone.norm_eval = False
+        cfg.optim_wrapper.accumulative_counts = 2
+        cfg.optim_wrapper.optimizer = dict(type='AdamW', lr=1e-3,
+                                           weight_decay=0.05)
+        cfg.param_scheduler = [
+            dict(type='LinearLR', start_factor=0.25, by_epoch=False,
+                 begin=0, end=4),
+            dict(type='MultiStepLR', by_epoch=False, milestones=[5],
+                 gamma=0.1)]
+
+    runner, plant = _runner(tiny_data, tmp_path, 'skip', [2], 6, 'forward',
+                            edit)
+    runner.train()
+    before, end = plant.before, _state(runner.model, runner.optim_wrapper)
+    _assert_same(before[2], before[4])  # the window left no trace
+    assert not torch.equal(before[0][0]['rpn_head.rpn_reg.weight'],
+                           before[2][0]['rpn_head.rpn_reg.weight'])
+    assert not torch.equal(before[4][0]['rpn_head.rpn_reg.weight'],
+                           end[0]['rpn_head.rpn_reg.weight'])
+    # BN counted only the 4 forward passes of the two windows that stepped
+    assert int(runner.model.backbone.bn1.num_batches_tracked) == 4
+    assert all(torch.isfinite(v).all() for v in end[0].values())
+    # AdamW stepped twice (windows 1-2 and 5-6)
+    assert {int(s['step']) for s in end[1].values()} == {2}
+    # the schedule went on through the skipped window: warm-up from 0.25x,
+    # 0.25 + 0.75 * i / 3 (mmengine's LinearLR reaches 1 at end - begin - 1
+    # = 3), then x0.1 from iteration index 5
+    factors = [0.25, 0.5, 0.75, 1.0, 1.0, 0.1]
+    assert plant.lrs == pytest.approx([1e-3 * f for f in factors])
+    assert runner.message_hub.get_scalar(
+        'train/nonfinite_skips').current() == 1

@@ -6,9 +6,12 @@ place that runs between the loss and the parameter update. The wrapper sees
 only the total loss; this hook sees the iteration's loss terms (``outputs``)
 and the batch, so when the wrapper flagged the iteration it names the terms
 and image files, then raises (policy ``raise`` or too many consecutive skips)
-or warns (policy ``skip``). It also keeps the number of skipped iterations
-as the message-hub scalar ``train/nonfinite_skips``, which is saved with the
-checkpoint and so survives a resume.
+or warns (policy ``skip``). It also keeps the number of skipped updates
+(accumulation windows; iterations without accumulation) as the message-hub
+scalar ``train/nonfinite_skips``, which is saved with the checkpoint and so
+survives a resume. Under DDP the wrapper's verdict is all-reduced, so every
+rank flags, counts and raises alike; a rank whose own loss was finite says
+that another rank's was not.
 """
 import math
 from typing import List, Optional
