@@ -7,6 +7,7 @@ import glob
 import os.path as osp
 
 import pytest
+import yaml
 from mmengine.config import Config
 
 from mmdet.registry import HOOKS, MODELS
@@ -56,3 +57,16 @@ def test_config_builds(config):
             assert hook.name == key
             resolved = hook._resolve(model)
             assert all(resolved.values())
+
+
+def test_model_index_lists_every_config():
+    """`mim search mmdet_alwa` reads model-index.yml (shipped in .mim): each
+    metafile names every config of its folder, with its real path."""
+    index = yaml.safe_load(open(osp.join(REPO_ROOT, 'model-index.yml')))
+    for meta in index['Import']:
+        folder = osp.dirname(meta)
+        models = yaml.safe_load(open(osp.join(REPO_ROOT, meta)))['Models']
+        listed = sorted(m['Config'] for m in models)
+        assert listed == [c for c in CONFIGS if osp.dirname(c) == folder]
+        assert all(m['Name'] == osp.basename(m['Config'])[:-3]
+                   for m in models)
