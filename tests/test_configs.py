@@ -55,8 +55,9 @@ def test_config_builds(config):
         if hook_cfg and hook_cfg['type'] == 'LossWeightingHook':
             hook = HOOKS.build(copy.deepcopy(hook_cfg))
             assert hook.name == key
-            resolved = hook._resolve(model)
-            assert all(resolved.values())
+            for paths in hook.loss_paths.values():
+                for path in paths:  # raises if it is no module
+                    model.get_submodule(path)
 
 
 def test_model_index_lists_every_config():
