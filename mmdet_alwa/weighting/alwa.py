@@ -7,7 +7,7 @@ Algorithm 1.
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_int, check_positive, check_range
 
 __all__ = ['ALWA']

@@ -6,7 +6,7 @@ Multitask Learning", ECCV 2018, Sec. 3 (task-level prioritization, Eq. 5-6).
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_range
 
 __all__ = ['DTP']

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_int, check_positive
 
 __all__ = ['DWA']

@@ -7,7 +7,7 @@ Eq. 1-2 and Algorithm 1.
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_positive, check_range
 
 __all__ = ['GradNorm']

@@ -6,7 +6,7 @@ Training Deep Object Detectors?" (Sampling-Free), TIP 2021, Sec. 3.3.
 import math
 from typing import Any, Dict, Mapping, Sequence
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_int, check_positive
 
 __all__ = ['GuidedLoss']

@@ -6,7 +6,7 @@ Eq. 10-16 (paper 004 of ``../shared/papers``).
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from . import register_rule
+from .registry import register_rule
 from .gradnorm import GradNorm
 
 __all__ = ['TDB']

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 import torch
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_range
 
 __all__ = ['UncertaintyWeighting']
