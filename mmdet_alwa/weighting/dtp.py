@@ -1,7 +1,8 @@
 """Dynamic Task Prioritization (DTP), task level.
 
-Guo, Haque, Huang, Yeung and Fei-Fei, "Dynamic Task Prioritization for
-Multitask Learning", ECCV 2018, Sec. 3 (task-level prioritization, Eq. 5-6).
+M. Guo, A. Haque, D.-A. Huang, S. Yeung, L. Fei-Fei, "Dynamic Task
+Prioritization for Multitask Learning", ECCV 2018, pp. 270-287, Sec. 3
+(task-level prioritization, Eq. 5-6).
 """
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence, Union

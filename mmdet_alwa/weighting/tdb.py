@@ -1,7 +1,7 @@
 """Task-level Dynamic Balancing (TDB).
 
-"Multi-Label Multi-Task Learning with Dynamic Task Weight Balancing" (MTMLAN),
-Eq. 10-16 (paper 004 of ``../shared/papers``).
+T. Wang, S.-C. Chen, "Multi-Label Multi-Task Learning with Dynamic Task
+Weight Balancing" (MTMLAN), IEEE IRI 2020, Eq. 10-16.
 """
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence

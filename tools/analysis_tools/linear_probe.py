@@ -1,4 +1,4 @@
-"""Compare encoders with paper 001's multi-label linear probe (Sec. 2.4).
+"""Compare encoders with Briody & Aygen's multi-label linear probe (Sec. 2.4).
 
     python tools/analysis_tools/linear_probe.py configs/_base_/faster_rcnn_r50_voc.py \
         --encoder random \

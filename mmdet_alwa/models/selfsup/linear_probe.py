@@ -1,4 +1,4 @@
-"""Multi-label linear probe of a frozen encoder (paper 001, Sec. 2.4).
+"""Multi-label linear probe of a frozen encoder (Briody & Aygen, Sec. 2.4).
 
 The encoder (mmdet's ResNet, in eval mode, no gradients) maps each image to
 its globally pooled last-stage features h; a single linear layer on h is
