@@ -22,7 +22,11 @@ def test_iteration_based_run_with_alwa(tiny_data, tmp_path):
     runner.register_hook(hook)
     runner.train()
     lines = screen.getvalue().splitlines()
-    train = next(line for line in lines if line.startswith('train '))
+    trains = [line for line in lines if line.startswith('train ')]
+    # not a terminal: a line at every tenth of the run (here every one of
+    # the 4 iterations), then the bar's final state
+    assert [t.split()[1] for t in trains[:4]] == ['1/4', '2/4', '3/4', '4/4']
+    train = trains[-1]
     # 4 of 4 iterations; no epochs in an iteration-based loop; the loss
     # shown is the mean of the last 2 iterations, alpha the current one
     hub = runner.message_hub

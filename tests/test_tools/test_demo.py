@@ -43,8 +43,8 @@ def test_demo_generates_trains_evaluates_and_visualises(tmp_path, capsys):
     log_file = osp.join(result['log_dir'],
                         osp.basename(result['log_dir']) + '.log')
     assert f'full log: {log_file}' in out.splitlines()[1]
-    train_line = next(line for line in out.splitlines()
-                      if line.startswith('train '))
+    train_line = [line for line in out.splitlines()
+                  if line.startswith('train ')][-1]
     assert '4/4' in train_line and 'epoch 2/2' in train_line
     assert 'loss ' in train_line and 'α(alwa) ' in train_line
     assert 'ETA' in train_line

@@ -6,6 +6,7 @@ lines; meant for a console whose log output is quieted (``tools/demo.py``),
 the text log in the work dir keeps every line. It only reads what the
 message hub already holds, so it adds no computation.
 """
+import datetime
 import re
 import sys
 from typing import Dict, Optional
@@ -32,7 +33,8 @@ class RichProgressHook(Hook):
     balancing hook that logs one (``train/<name>/alpha``, e.g. ALWA),
     elapsed time and the remaining time at the current speed; the
     validation line ends with bbox mAP and mAP@0.5. Only rank 0 shows
-    anything.
+    anything. On a console that is not a terminal (a pipe, a CI log) the bars
+    cannot redraw, so the training line is printed at every tenth of the run.
 
     Args:
         window (int): iterations the shown loss is averaged over.
@@ -86,8 +88,23 @@ class RichProgressHook(Hook):
                          outputs=None) -> None:
         if self._progress is None:
             return
-        self._progress.update(self._train_task, completed=runner.iter + 1,
+        done = runner.iter + 1
+        self._progress.update(self._train_task, completed=done,
                               info=self._train_info(runner))
+        total = runner.max_iters
+        if not self._progress.console.is_terminal and \
+                10 * done // total > 10 * (done - 1) // total:
+            self._print_line(self._progress.tasks[self._train_task])
+
+    def _print_line(self, task) -> None:
+        def clock(seconds):
+            return '-:--:--' if seconds is None else str(
+                datetime.timedelta(seconds=int(seconds)))
+
+        self._progress.console.print(
+            f'{task.description:<5} {task.completed}/{task.total}  '
+            f'{task.fields["info"]}  {clock(task.elapsed)} '
+            f'ETA {clock(task.time_remaining)}', highlight=False)
 
     def _train_info(self, runner) -> str:
         hub = runner.message_hub
