@@ -88,7 +88,7 @@ def bench_training(depth, width, size, batch, iters):
         backbone=dict(type='ResNet', depth=depth, base_channels=width,
                       out_indices=(3, ), norm_eval=False)))
     optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=3e-4))
-    # two-view augmentation of paper 001 on generated images
+    # two-view augmentation of Briody & Aygen on generated images
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(osp.dirname(__file__), '..', 'configs',
                                    'simclr', 'simclr_r50_voc.py'))

@@ -15,6 +15,7 @@ COMPONENTS = [
      'NonFiniteGuardHook'),
     ('HOOKS', 'mmdet_alwa.engine.hooks.filtered_annotations_hook',
      'FilteredAnnotationsHook'),
+    ('HOOKS', 'mmdet_alwa.engine.hooks.progress_hook', 'RichProgressHook'),
     ('OPTIM_WRAPPERS', 'mmdet_alwa.engine.optimizers.nonfinite_guard',
      'NonFiniteGuardOptimWrapper'),
     ('OPTIM_WRAPPERS', 'mmdet_alwa.engine.optimizers.nonfinite_guard',

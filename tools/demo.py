@@ -5,14 +5,21 @@ What ``make demo`` runs::
     python tools/demo.py [--config CONFIG] [--work-dir work_dirs/demo]
 
 The demo data is generated on first use into the config's ``data_root``
-(``data/demo/``). At the end the script prints bbox mAP and mAP@0.5 on the
-val split, where the log, the checkpoint and the visualised predictions are,
-and the ALWA weight trajectory when the config balances losses with ALWA.
+(``data/demo/``). While it trains, a progress display shows the epoch, the
+iteration, the loss, ALWA's α and the ETA (``--verbose``: mmengine's log
+lines instead); the full log goes to the work dir, and its path is printed
+first. At the end the script prints bbox mAP and mAP@0.5 on the val split,
+where the log, the checkpoint and the visualised predictions are, and the
+ALWA weight trajectory when the config balances losses with ALWA.
 """
 import argparse
+import contextlib
+import io
 import json
+import logging
 import os
 import os.path as osp
+import sys
 import time
 import warnings
 from typing import Dict, List, Tuple
@@ -29,10 +36,12 @@ import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from rich.console import Console  # noqa: E402
 from mmdet.structures.bbox import get_box_tensor  # noqa: E402
 
 import mmdet_alwa  # noqa: F401,E402  (registers our modules)
 from mmdet_alwa.datasets.demo_data import ensure_demo_dataset  # noqa: E402
+from mmdet_alwa.engine.hooks import RichProgressHook  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/demo/faster_rcnn_r18_alwa1_demo.py'
 
@@ -50,10 +59,56 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='score threshold of the drawn predictions')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
+    parser.add_argument('--verbose', action='store_true',
+                        help="mmengine's log lines instead of the progress "
+                        'display')
     args = parser.parse_args(argv)
     if args.num_vis < 0:
         parser.error('--num-vis must be >= 0')
     return args
+
+
+# mmengine's notices about mmdet's own use of its file client: not the user's
+NOT_FOR_USERS = ('"FileClient" will be deprecated',
+                 '"HardDiskBackend" is the alias')
+
+
+class LogStream(io.TextIOBase):
+    """A text stream that writes each line to a logger at INFO."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._pending = ''
+
+    def write(self, text: str) -> int:
+        lines = (self._pending + text).split('\n')
+        self._pending = lines.pop()
+        for line in lines:
+            if line.strip():
+                self.logger.info(line)
+        return len(text)
+
+
+def build_quiet_runner(cfg) -> Runner:
+    """The Runner with a progress display instead of mmengine's console log.
+
+    mmengine prints its environment and the whole config while the Runner is
+    built, through a console handler bound to the stdout of that moment; that
+    goes nowhere here. The handler then shows warnings and errors only; the
+    log file keeps everything.
+    """
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner = Runner.from_cfg(cfg)
+    for handler in runner.logger.handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.setStream(sys.stdout)
+            handler.setLevel(logging.WARNING)
+            handler.addFilter(lambda record: not any(
+                s in record.getMessage() for s in NOT_FOR_USERS))
+    # stdout goes to the log while training (see main), the display does not
+    runner.register_hook(RichProgressHook(console=Console(file=sys.stdout),
+                                          redirect_stdout=False))
+    return runner
 
 
 def visualise(runner: Runner, num: int, score_thr: float,
@@ -119,8 +174,19 @@ def main(argv=None) -> dict:
     print(f'demo data: {data_root} (generated on first use)', flush=True)
     ensure_demo_dataset(data_root, **cfg.get('demo_data', {}))
 
-    runner = Runner.from_cfg(cfg)
-    runner.train()  # evaluates on val at the end (val_interval = max_epochs)
+    runner = Runner.from_cfg(cfg) if args.verbose else build_quiet_runner(cfg)
+    log_file = osp.join(runner.log_dir, runner.timestamp + '.log')
+    print(f'training {args.config} (full log: {log_file})', flush=True)
+    # what dataset and evaluation code print (pycocotools) goes to the log
+    quiet = (contextlib.nullcontext() if args.verbose else
+             contextlib.redirect_stdout(LogStream(runner.logger)))
+    try:
+        with quiet:
+            runner.train()  # evaluates on val at the end (val_interval)
+    finally:
+        for hook in runner.hooks:
+            if isinstance(hook, RichProgressHook):
+                hook.close()
     hub = runner.message_hub
     metrics = {k: hub.get_scalar(f'val/coco/{k}').current()
                for k in ('bbox_mAP', 'bbox_mAP_50')
@@ -136,7 +202,7 @@ def main(argv=None) -> dict:
     for key, value in metrics.items():
         print(f'{key + ":":12s} {value:.3f}  (val split)')
     log_dir = runner.log_dir
-    print(f'log:         {osp.join(log_dir, runner.timestamp + ".log")}')
+    print(f'log:         {log_file}')
     print(f'scalars:     {osp.join(log_dir, "vis_data", "scalars.json")}')
     print(f'checkpoint:  {checkpoint}')
     print(f'predictions: {osp.dirname(vis_paths[0]) if vis_paths else None} '

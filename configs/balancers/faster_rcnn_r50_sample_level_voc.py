@@ -1,4 +1,4 @@
-# Sample-level dynamic balancing (paper 004 Eq. 9, -(1-p)^beta log p) on the
+# Sample-level dynamic balancing (Wang & Chen Eq. 9, -(1-p)^beta log p) on the
 # classification losses of Faster R-CNN R50 VOC0712; see docs/balancers.md.
 _base_ = '../alwa/faster_rcnn_r50_baseline_voc.py'
 

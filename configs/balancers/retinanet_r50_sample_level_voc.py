@@ -1,4 +1,4 @@
-# Sample-level dynamic balancing (paper 004 Eq. 9, -(1-p)^beta log p) on
+# Sample-level dynamic balancing (Wang & Chen Eq. 9, -(1-p)^beta log p) on
 # RetinaNet R50 VOC0712: the focal loss without its alpha class balancing;
 # see docs/balancers.md.
 _base_ = '../alwa/retinanet_r50_baseline_voc.py'

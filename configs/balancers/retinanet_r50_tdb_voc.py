@@ -1,4 +1,4 @@
-# Task-level dynamic balancing (TDB, paper 004 Eq. 10-16) on RetinaNet R50
+# Task-level dynamic balancing (TDB, Wang & Chen Eq. 10-16) on RetinaNet R50
 # VOC0712; n_j = samples each loss is computed over; see docs/balancers.md.
 _base_ = '../alwa/retinanet_r50_baseline_voc.py'
 

@@ -105,7 +105,7 @@ test_evaluator = val_evaluator
 
 # ---- schedule ----
 train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=24, val_interval=24)
+    type='EpochBasedTrainLoop', max_epochs=16, val_interval=16)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
@@ -117,13 +117,13 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=100),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=24,
-         T_max=24, eta_min=2e-5, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=16,
+         T_max=16, eta_min=2e-5, convert_to_iter_based=True),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=8)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=24,
+    checkpoint=dict(type='CheckpointHook', interval=16,
                     max_keep_ckpts=1, save_last=True))
 log_processor = dict(window_size=10)

@@ -1,6 +1,6 @@
-# Pretrained vs scratch (paper 003), 3/3: Faster R-CNN R50-FPN on VOC0712
-# from our SimCLR backbone (configs/simclr/simclr_r50_voc.py). Fine-tuned
-# like the ImageNet variant (stage 1 frozen, BN statistics frozen).
+# Pretrained vs scratch (Nguyễn's lab report), 3/3: Faster R-CNN R50-FPN on
+# VOC0712 from our SimCLR backbone (configs/simclr/simclr_r50_voc.py).
+# Fine-tuned like the ImageNet variant (stage 1 frozen, BN statistics frozen).
 _base_ = '../_base_/faster_rcnn_r50_voc.py'
 
 # checkpoint: the SimCLR checkpoint (keys backbone.*), or a file written by

@@ -1,5 +1,5 @@
 # SimCLR pretraining of the detectors' ResNet-50 on the VOC0712 trainval
-# images (labels ignored), with paper 001's recipe: two views per image
+# images (labels ignored), with Briody & Aygen's recipe: two views per image
 # (Sec. 2.3.1), NT-Xent with tau = 0.5, Adam lr 3e-4, batch 128, 10 epochs.
 # The checkpoint's `backbone.*` weights initialise any detector:
 # configs/simclr/faster_rcnn_r50_*_voc.py. See docs/simclr.md.
@@ -13,7 +13,7 @@ model = dict(
     type='SimCLR',
     data_preprocessor=dict(
         type='SimCLRDataPreprocessor',
-        # RGB mean/std of the pretraining images (paper 001 normalises with
+        # RGB mean/std of the pretraining images (Briody & Aygen normalise with
         # the dataset's own): print yours with
         # tools/analysis_tools/dataset_mean_std.py
         mean=[123.675, 116.28, 103.53],
@@ -28,7 +28,7 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,  # BN statistics are learned during pretraining
         style='pytorch',
-        # paper 001 starts from the ImageNet encoder; init_cfg=None: random
+        # Briody & Aygen start from the ImageNet encoder; init_cfg=None: random
         init_cfg=dict(type='Pretrained',
                       checkpoint='torchvision://resnet50')),
     projector_hidden=2048,

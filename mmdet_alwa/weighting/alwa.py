@@ -1,13 +1,13 @@
 """ALWA: Adaptive Loss Weight Adjustment (ALWA_1 / ALWA_2).
 
-Paper: W. Yu, X. Shen, J. Hu, D. Yin, "Revisiting the loss weights in
-anchor-based detection" (../shared/papers/002_c3147e7790b8030f.txt), Eq. 2 and
-Algorithm 1.
+Paper: W. Yu, X. Shen, J. Hu, D. Yin, "Revisiting the Loss Weights in
+Anchor-Based Detection" (University of Science and Technology of China;
+Jiangsu Ocean University), preprint, Eq. 2 and Algorithm 1.
 """
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_int, check_positive, check_range
 
 __all__ = ['ALWA']

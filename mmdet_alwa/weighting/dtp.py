@@ -1,12 +1,13 @@
 """Dynamic Task Prioritization (DTP), task level.
 
-Guo, Haque, Huang, Yeung and Fei-Fei, "Dynamic Task Prioritization for
-Multitask Learning", ECCV 2018, Sec. 3 (task-level prioritization, Eq. 5-6).
+M. Guo, A. Haque, D.-A. Huang, S. Yeung, L. Fei-Fei, "Dynamic Task
+Prioritization for Multitask Learning", ECCV 2018, pp. 270-287, Sec. 3
+(task-level prioritization, Eq. 5-6).
 """
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_range
 
 __all__ = ['DTP']

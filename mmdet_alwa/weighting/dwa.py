@@ -1,14 +1,14 @@
 """Dynamic Weight Average (DWA).
 
-Liu, Johns and Davison, "End-to-End Multi-Task Learning with Attention",
-CVPR 2019, Eq. 7.
+S. Liu, E. Johns, A. J. Davison, "End-to-End Multi-Task Learning with
+Attention", CVPR 2019, arXiv:1803.10704, Eq. 7.
 """
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_int, check_positive
 
 __all__ = ['DWA']

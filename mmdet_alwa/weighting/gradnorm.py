@@ -1,13 +1,13 @@
 """GradNorm.
 
-Chen, Badrinarayanan, Lee and Rabinovich, "GradNorm: Gradient Normalization
-for Adaptive Loss Balancing in Deep Multitask Networks", ICML 2018,
-Eq. 1-2 and Algorithm 1.
+Z. Chen, V. Badrinarayanan, C.-Y. Lee, A. Rabinovich, "GradNorm: Gradient
+Normalization for Adaptive Loss Balancing in Deep Multitask Networks",
+ICML 2018, arXiv:1711.02257, Eq. 1-2 and Algorithm 1.
 """
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_positive, check_range
 
 __all__ = ['GradNorm']

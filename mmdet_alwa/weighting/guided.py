@@ -1,12 +1,13 @@
 """Guided Loss.
 
-Chen, Liu, Tian, Wang, Zhang and Wang, "Is Heuristic Sampling Necessary in
-Training Deep Object Detectors?" (Sampling-Free), TIP 2021, Sec. 3.3.
+J. Chen, D. Liu, T. Xu, S. Wu, Y. Cheng, E. Chen, "Is Heuristic Sampling
+Necessary in Training Deep Object Detectors?" (Sampling-Free), IEEE TIP 30,
+2021, pp. 8454-8467, arXiv:1909.04868, Sec. 3.3.
 """
 import math
 from typing import Any, Dict, Mapping, Sequence
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_int, check_positive
 
 __all__ = ['GuidedLoss']

@@ -1,12 +1,12 @@
 """Task-level Dynamic Balancing (TDB).
 
-"Multi-Label Multi-Task Learning with Dynamic Task Weight Balancing" (MTMLAN),
-Eq. 10-16 (paper 004 of ``../shared/papers``).
+T. Wang, S.-C. Chen, "Multi-Label Multi-Task Learning with Dynamic Task
+Weight Balancing" (MTMLAN), IEEE IRI 2020, Eq. 10-16.
 """
 import math
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from . import register_rule
+from .registry import register_rule
 from .gradnorm import GradNorm
 
 __all__ = ['TDB']

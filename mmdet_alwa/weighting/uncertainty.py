@@ -1,14 +1,15 @@
 """Homoscedastic uncertainty weighting.
 
-Kendall, Gal and Cipolla, "Multi-Task Learning Using Uncertainty to Weigh
-Losses for Scene Geometry and Semantics", CVPR 2018, Eq. 7.
+A. Kendall, Y. Gal, R. Cipolla, "Multi-Task Learning Using Uncertainty to
+Weigh Losses for Scene Geometry and Semantics", CVPR 2018, arXiv:1705.07115,
+Eq. 7.
 """
 import math
 from typing import Any, Dict, List, Mapping, Sequence
 
 import torch
 
-from . import register_rule
+from .registry import register_rule
 from .base import BaseWeighting, check_range
 
 __all__ = ['UncertaintyWeighting']

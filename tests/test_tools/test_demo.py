@@ -38,3 +38,29 @@ def test_demo_generates_trains_evaluates_and_visualises(tmp_path, capsys):
     for line in ('bbox_mAP_50:', 'log:', 'checkpoint:', 'predictions:',
                  'alwa/alpha'):
         assert line in out
+    # a progress display instead of mmengine's log lines and pycocotools'
+    # prints, which go to the log file whose path is printed first
+    log_file = osp.join(result['log_dir'],
+                        osp.basename(result['log_dir']) + '.log')
+    assert f'full log: {log_file}' in out.splitlines()[1]
+    train_line = [line for line in out.splitlines()
+                  if line.startswith('train ')][-1]
+    assert '4/4' in train_line and 'epoch 2/2' in train_line
+    assert 'loss ' in train_line and 'α(alwa) ' in train_line
+    assert 'ETA' in train_line
+    assert 'bbox_mAP_50 ' in next(line for line in out.splitlines()
+                                  if line.startswith('val '))
+    assert 'mmengine - INFO' not in out and 'index created' not in out
+    log = open(log_file).read()
+    assert 'Epoch(train)' in log and 'index created' in log
+    assert 'Average Precision' in log
+
+
+def test_demo_verbose_keeps_mmengines_log_lines(tmp_path, capsys):
+    demo = _load_demo()
+    root = str(tmp_path / 'data' / 'demo') + '/'
+    demo.main(['--work-dir', str(tmp_path / 'work'), '--num-vis', '0',
+               '--verbose', '--cfg-options',
+               *tiny_demo_options(root, epochs=1)])
+    out = capsys.readouterr().out
+    assert 'Epoch(train)' in out and 'α(alwa)' not in out

@@ -1,4 +1,4 @@
-"""Print the RGB mean and std of a config's training images (paper 001
+"""Print the RGB mean and std of a config's training images (Briody & Aygen
 normalises with the pretraining set's own statistics).
 
     python tools/analysis_tools/dataset_mean_std.py configs/simclr/simclr_r50_voc.py

@@ -1,4 +1,4 @@
-"""Compare encoders with paper 001's multi-label linear probe (Sec. 2.4).
+"""Compare encoders with Briody & Aygen's multi-label linear probe (Sec. 2.4).
 
     python tools/analysis_tools/linear_probe.py configs/_base_/faster_rcnn_r50_voc.py \
         --encoder random \
@@ -12,8 +12,8 @@ every split (any box of the class, no filter_cfg: see
 mmdet_alwa/models/selfsup/linear_probe.py). Each encoder is frozen, a
 linear layer on its pooled features is trained with BCE (Adam 1e-3, 10
 epochs, batch 128) on the train images less a held-out validation part
-(``--val-fraction``, default 2/9 as in paper 001's 70/20 split); the epoch
-with the best validation mAP is scored by mAP on the test set (paper 001);
+(``--val-fraction``, default 2/9 as in Briody and Aygen's 70/20 split); the epoch
+with the best validation mAP is scored by mAP on the test set (Briody and Aygen);
 a table compares them.
 Images are normalised with the config's ``model.data_preprocessor`` mean/std
 if it has one, else with ImageNet's.

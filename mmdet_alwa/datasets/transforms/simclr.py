@@ -1,4 +1,4 @@
-"""SimCLR's two-view augmentation (paper 001, Sec. 2.3.1) with numpy/cv2.
+"""SimCLR's two-view augmentation (Briody & Aygen, Sec. 2.3.1) with numpy/cv2.
 
 One view is: random resized crop then resize, horizontal flip (p=0.5), colour
 jitter (p=0.8; brightness, contrast, saturation factors in [0.6, 1.4], hue
@@ -167,9 +167,9 @@ class GaussianBlur(BaseTransform):
     """Gaussian blur with a fixed square kernel and a random sigma.
 
     Args:
-        kernel_size (int): odd side of the kernel (23 in paper 001).
+        kernel_size (int): odd side of the kernel (23 in Briody & Aygen).
         sigma (tuple[float, float]): range of the standard deviation.
-        prob (float): probability of blurring (paper 001 blurs every view;
+        prob (float): probability of blurring (Briody & Aygen blur every view;
             Chen et al. use 0.5 on ImageNet).
     """
 

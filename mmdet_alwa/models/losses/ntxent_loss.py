@@ -1,11 +1,13 @@
 """NT-Xent, the normalised temperature-scaled cross-entropy loss of SimCLR.
 
 References:
-    Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive
-    Learning of Visual Representations", ICML 2020 (SimCLR), Eq. 1 and Alg. 1.
+    T. Chen, S. Kornblith, M. Norouzi, G. Hinton, "A Simple Framework for
+    Contrastive Learning of Visual Representations", ICML 2020 (SimCLR),
+    arXiv:2002.05709, Eq. 1 and Alg. 1.
     L. Briody, G. K. Aygen, "Simple and Robust Multi-Label Object Detection
     in Remote-Sensing Images via Self-Supervised Contrastive Learning"
-    (paper 001), Sec. 2.3: SimCLR on remote-sensing images with tau = 0.5.
+    (Brown University), Sec. 2.3: SimCLR on remote-sensing images with
+    tau = 0.5.
 
 For a batch of k images with two views each (2k projections z), the loss of
 the positive pair (i, j) is::
@@ -95,7 +97,7 @@ class NTXentLoss(nn.Module):
     """NT-Xent loss of SimCLR (see the module docstring for the equation).
 
     Args:
-        temperature (float): tau > 0; paper 001 uses 0.5.
+        temperature (float): tau > 0; Briody & Aygen use 0.5.
         loss_weight (float): factor on the loss, >= 0.
         gather_distributed (bool): under DDP, use the projections of all
             ranks as negatives (gradients sum-reduced across ranks).

@@ -1,7 +1,8 @@
 """Sample-level dynamic balancing for softmax classifiers.
 
-MTMLAN (paper 004 of ``../shared/papers``), Eq. 9, after the focal loss
-(Lin et al. 2017)::
+MTMLAN (T. Wang, S.-C. Chen, "Multi-Label Multi-Task Learning with Dynamic
+Task Weight Balancing", IEEE IRI 2020), Eq. 9, after the focal loss
+(Lin et al., ICCV 2017)::
 
     SL(p_k) = -(1 - p_k)^beta * log(p_k)
 

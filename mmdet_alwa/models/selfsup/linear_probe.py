@@ -1,6 +1,6 @@
-"""Multi-label linear probe of a frozen encoder (paper 001, Sec. 2.4).
+"""Multi-label linear probe of a frozen encoder (Briody & Aygen, Sec. 2.4).
 
-Paper 001: L. Briody, G. K. Aygen, "Simple and Robust Multi-Label Object
+L. Briody, G. K. Aygen, "Simple and Robust Multi-Label Object
 Detection in Remote-Sensing Images via Self-Supervised Contrastive Learning",
 Brown University report (code: github.com/lbriody/simple-multilabel-cl).
 
@@ -21,10 +21,10 @@ without objects are negatives for every class) and no box is turned into an
 ignored one by ``bbox_min_size`` (a detector's train split sets 32 px, which
 made a 20 px dog "no dog" in training and "dog" in test).
 
-Probe selection (paper 001, Sec. 2: "evaluating the best iteration of each
+Probe selection (Briody and Aygen, Sec. 2: "evaluating the best iteration of each
 model on an unseen test dataset", with a 70/20/10 train/validation/test
 partition): a seeded random ``val_fraction`` of the train images (default
-2/9, i.e. 20 of paper 001's 70 + 20) is held out, the probe is scored by
+2/9, i.e. 20 of Briody and Aygen's 70 + 20) is held out, the probe is scored by
 validation mAP after every epoch, and the epoch with the best validation mAP
 (the first on ties) is the probe evaluated on the test set. What is reported:
 the test mAP and per-class AP of that probe, its epoch, and the validation
@@ -171,7 +171,7 @@ def train_linear_probe(feats: Tensor, targets: Tensor, epochs: int = 10,
     Args:
         feats, targets: (N, D) features and (N, C) 0/1 targets.
         val: (features, targets) of the validation images: the probe of the
-            epoch with the best validation mAP is returned (paper 001).
+            epoch with the best validation mAP is returned (Briody and Aygen).
             None: the probe after the last epoch.
 
     Returns:

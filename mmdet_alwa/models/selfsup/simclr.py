@@ -1,7 +1,9 @@
 """SimCLR (Chen et al., ICML 2020) on the detector's own backbone.
 
-Paper 001, Sec. 2.3: two augmented views of each image go through the
-encoder f (here mmdet's ``ResNet``, the module the detectors use, followed by
+Briody & Aygen ("Simple and Robust Multi-Label Object Detection in
+Remote-Sensing Images via Self-Supervised Contrastive Learning"), Sec. 2.3,
+after Chen, Kornblith, Norouzi, Hinton (arXiv:2002.05709): two augmented
+views of each image go through the encoder f (here mmdet's ``ResNet``, the module the detectors use, followed by
 global average pooling of its last stage: h = f(x)), then the projection MLP
 g (z = W2 ReLU(W1 h); hidden 2048, output 128 for R50), and the NT-Xent loss
 with tau = 0.5 is minimised.
