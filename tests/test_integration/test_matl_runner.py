@@ -148,18 +148,24 @@ def test_configs_and_bad_arguments(tiny_data, tmp_path):
         model.roi_head.box_labels(torch.zeros(1, 4))
 
 
-@pytest.mark.parametrize('line,attr,value', [
-    ('model = dict(roi_head=dict(loss_triplet=dict(box_weight=0.25)))',
+_DEMO = 'faster_rcnn_r18_matl_demo.py'
+
+
+@pytest.mark.parametrize('base,line,attr,value', [
+    ('faster_rcnn_r50_matl_voc.py',
+     'model = dict(roi_head=dict(loss_triplet=dict(box_weight=0.25)))',
      'loss_triplet.box_weight', 0.25),
-    ('model = dict(roi_head=dict(loss_triplet=dict(margin=0.3)))',
+    (_DEMO, 'model = dict(roi_head=dict(loss_triplet=dict(box_weight=0.75)))',
+     'loss_triplet.box_weight', 0.75),
+    (_DEMO, 'model = dict(roi_head=dict(loss_triplet=dict(margin=0.3)))',
      'loss_triplet.margin', 0.3),
-    ("model = dict(roi_head=dict(loss_triplet=dict(mining='batch_hard')))",
+    (_DEMO, 'model = dict(roi_head=dict(loss_triplet=dict('
+     "mining='batch_hard')))",
      'loss_triplet.mining', 'batch_hard'),
-    ('model = dict(roi_head=dict(num_box_labels=5))', 'num_box_labels', 5),
-    ("model = dict(roi_head=dict(embedding='roi'))", 'embedding', 'roi'),
+    (_DEMO, 'model = dict(roi_head=dict(num_box_labels=5))',
+     'num_box_labels', 5),
+    (_DEMO, "model = dict(roi_head=dict(embedding='roi'))", 'embedding', 'roi'),
 ])
-@pytest.mark.parametrize('base', ['faster_rcnn_r50_matl_voc.py',
-                                  'faster_rcnn_r18_matl_demo.py'])
 def test_a_child_config_changes_a_knob_with_one_line(tmp_path, base, line,
                                                      attr, value):
     child = tmp_path / 'child.py'

@@ -14,7 +14,8 @@ from mmengine.structures import InstanceData
 
 from _helpers import tiny_cfg
 from mmdet_alwa.models.roi_heads.triplet_roi_head import (EMBED_META_KEY,
-                                                          META_KEY)
+                                                          META_KEY,
+                                                          capture_shared)
 
 CFG = 'configs/matl/faster_rcnn_r50_matl_voc.py'
 register_all_modules(init_default_scope=True)  # the dataloader's CocoDataset
@@ -81,6 +82,25 @@ def test_triplet_gradient_reaches_the_shared_fcs_only_by_default(
     assert torch.autograd.grad(
         losses['loss_triplet'], head.bbox_head.fc_cls.weight,
         allow_unused=True)[0] is None
+
+
+def test_captured_shared_features_are_what_cls_and_reg_read(tiny_data,
+                                                            tmp_path):
+    head = MODELS.build(_cfg(tiny_data, tmp_path, 'shared').model).roi_head
+    bh = head.bbox_head
+    feats = torch.randn(5, 32, 7, 7)
+    with capture_shared(bh) as store:
+        cls_score, bbox_pred = bh(feats)
+    assert store['layer'] == 'shared_fcs.1'
+    # Shared2FC by hand: flatten, fc, relu, fc, relu
+    x = feats.flatten(1)
+    for fc in bh.shared_fcs:
+        x = (x @ fc.weight.t() + fc.bias).clamp(min=0)
+    assert torch.allclose(store['feats'], x, atol=1e-5)
+    assert torch.allclose(cls_score, x @ bh.fc_cls.weight.t() + bh.fc_cls.bias,
+                          atol=1e-5)
+    assert torch.allclose(bbox_pred, x @ bh.fc_reg.weight.t() + bh.fc_reg.bias,
+                          atol=1e-5)
 
 
 def _sample(boxes, labels, img_shape, scale=1.0):

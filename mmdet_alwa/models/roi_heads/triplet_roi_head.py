@@ -24,10 +24,8 @@ from mmdet.structures.bbox import bbox2roi, get_box_tensor
 from mmdet.utils import InstanceList
 from torch import Tensor, nn
 
-from mmdet_alwa.models.utils.box_shape import (box_shape_features,
-                                               load_box_clusters,
-                                               minmax_normalize,
-                                               nearest_centroid)
+from mmdet_alwa.models.utils.box_shape import (assign_box_labels,
+                                               load_box_clusters)
 
 _BRANCH = 'triplet_branch.'
 #: key of the branch's weights in the checkpoint's state-dict metadata
@@ -284,12 +282,9 @@ class TripletRoIHead(StandardRoIHead):
                     f'{self.num_box_labels} or set num_box_labels={k}')
             self._clusters = {k: v.to(boxes.device)
                               for k, v in clusters.items()}
-        c = self._clusters
         sw, sh = scale_factor
-        boxes = boxes / boxes.new_tensor([sw, sh, sw, sh])
-        feats = minmax_normalize(box_shape_features(boxes), c['low'],
-                                 c['high'])
-        return nearest_centroid(feats, c['centroids'])
+        return assign_box_labels(boxes / boxes.new_tensor([sw, sh, sw, sh]),
+                                 self._clusters)
 
     def loss(self, x: Tuple[Tensor], rpn_results_list: InstanceList,
              batch_data_samples: SampleList) -> dict:
