@@ -53,7 +53,8 @@ def test_shared_space_of_a_matl_model(setup):
     assert out['tsne'].shape == (n, 2)
     assert set(out['box_labels'].tolist()) <= {0, 1, 2}
     assert out['space'].startswith('bbox_head.shared_fcs.1')
-    assert 'triplet loss on the shared layer' in out['space']
+    assert out['space'].endswith('triplet loss (lambda=0.5) on the shared '
+                                 'layer')
     for name in ('tsne_by_class.png', 'tsne_by_box_label.png',
                  'embeddings.npz'):
         assert osp.getsize(out_dir / name) > 1000

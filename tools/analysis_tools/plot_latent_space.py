@@ -27,6 +27,7 @@ Writes ``tsne_by_class.png``, ``tsne_by_box_label.png`` and
 import argparse
 import os
 import os.path as osp
+import textwrap
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -51,11 +52,10 @@ def describe_space(roi_head, space: str) -> str:
     from mmdet_alwa.models.roi_heads.triplet_roi_head import (TripletRoIHead,
                                                               shared_layer)
     if isinstance(roi_head, TripletRoIHead):
-        trained = {'shared': 'triplet loss on the shared layer (via a '
-                             'projection)' if len(roi_head.triplet_branch)
-                   else 'triplet loss on the shared layer',
-                   'roi': 'triplet loss on a side branch over the RoI '
-                          'features'}[roi_head.embedding]
+        where = {'shared': 'the shared layer', 'roi': 'a side branch over the '
+                 'RoI features'}[roi_head.embedding]
+        trained = (f'triplet loss (lambda={roi_head.loss_triplet.box_weight})'
+                   f' on {where}')
     else:
         trained = 'no triplet loss'
     if space == 'metric':
@@ -135,7 +135,7 @@ def scatter(points: np.ndarray, labels: np.ndarray, names: Sequence[str],
         if sel.any():
             ax.scatter(points[sel, 0], points[sel, 1], s=6,
                        color=cmap(i % cmap.N), label=name)
-    ax.set_title(title, fontsize='small')
+    ax.set_title('\n'.join(textwrap.wrap(title, 64)), fontsize='small')
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(markerscale=2, fontsize='small', loc='best')
