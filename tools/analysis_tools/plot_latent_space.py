@@ -1,7 +1,7 @@
 """t-SNE plots of a detector's RoI embedding space (MATL's Fig. 4).
 
 Zhou et al., "Multi-Task Learning with Multi-Annotation Triplet Loss for
-Improved Object Detection", IGARSS 2025 (arXiv:2504.08054), Fig. 4: the
+Improved Object Detection", IGARSS 2025, Fig. 4: the
 latent space of the shared representation, coloured by class and by box
 label. This tool runs a trained two-stage detector over a dataset split,
 embeds every ground-truth box and draws a 2-D t-SNE (scikit-learn) of the

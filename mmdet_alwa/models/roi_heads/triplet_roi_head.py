@@ -1,7 +1,7 @@
 """MATL's multi-annotation triplet loss as a training-only RoI-head branch.
 
 Zhou et al., "Multi-Task Learning with Multi-Annotation Triplet Loss for
-Improved Object Detection", IGARSS 2025 (arXiv:2504.08054), shape "the
+Improved Object Detection", IGARSS 2025, shape "the
 embeddings produced by the encoder [that] serve as a shared representation
 for multiple task-specific heads" with a triplet loss on class labels plus one
 on box-shape labels (K-means clusters of box width, height, area and
