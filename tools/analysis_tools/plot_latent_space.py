@@ -25,6 +25,7 @@ Writes ``tsne_by_class.png``, ``tsne_by_box_label.png`` and
 ``embeddings.npz`` (embeddings, t-SNE coordinates, class and box labels).
 """
 import argparse
+import json
 import os
 import os.path as osp
 import textwrap
@@ -111,6 +112,20 @@ def collect_embeddings(model, dataloader, box_clusters: str,
     return dict(embeddings=torch.cat(embs).numpy(),
                 class_labels=torch.cat(classes).numpy(),
                 box_labels=torch.cat(boxes).numpy())
+
+
+def box_label_names(path: str, k: int) -> List[str]:
+    """Legend entries with each cluster's mean normalised area and
+    squareness (the paper's Table I), when the JSON has them."""
+    with open(path) as f:
+        clusters = {c['label']: c for c in json.load(f).get('clusters', [])}
+    names = []
+    for i in range(k):
+        c = clusters.get(i)
+        names.append(f'box label {i}' if c is None else
+                     f'box label {i}: area {c["mean_norm_area"]:.2f}, '
+                     f'SS {c["mean_norm_squareness"]:.2f}')
+    return names
 
 
 def tsne_2d(embeddings: np.ndarray, seed: int = 42) -> np.ndarray:
@@ -213,7 +228,7 @@ def main(argv=None) -> Dict[str, np.ndarray]:
     scatter(out['tsne'], out['class_labels'], classes,
             f'by class: {space}', osp.join(args.out, 'tsne_by_class.png'))
     scatter(out['tsne'], out['box_labels'],
-            [f'box label {i}' for i in range(num_box_labels)],
+            box_label_names(args.box_labels, num_box_labels),
             f'by box label: {space}',
             osp.join(args.out, 'tsne_by_box_label.png'))
     print(f'{len(out["tsne"])} boxes, {space}; wrote tsne_by_class.png, '
