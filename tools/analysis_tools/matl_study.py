@@ -155,20 +155,30 @@ def load_results(path: str) -> List[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def table(results: List[dict], cells: Sequence[str]) -> str:
-    """Markdown: mean ± sample std over the seeds of each cell."""
-    lines = ['| cell | seeds | ' + ' | '.join(METRICS) + ' | min/run |',
-             '|---' * (len(METRICS) + 3) + '|']
+def _mean_sd(x: Sequence[float]) -> str:
+    x = np.asarray(x, dtype=float)
+    sd = x.std(ddof=1) if len(x) > 1 else float('nan')
+    return f'{x.mean():.3f} ± {sd:.3f}'
+
+
+def table(results: List[dict], cells: Sequence[str],
+          baseline: str = 'none') -> str:
+    """Markdown: mean ± sample std over the seeds of each cell, then the
+    paired differences to ``baseline`` (same seed) of acc, IoU and mAP."""
+    deltas = ('acc', 'iou', 'bbox_mAP')
+    lines = ['| cell | seeds | ' + ' | '.join(METRICS) + ' | ' +
+             ' | '.join(f'Δ{m} vs {baseline}' for m in deltas) + ' |',
+             '|---' * (len(METRICS) + len(deltas) + 2) + '|']
+    base = {r['seed']: r for r in results if r['cell'] == baseline}
     for cell in cells:
         rows = [r for r in results if r['cell'] == cell]
         if not rows:
             continue
-        vals = []
-        for m in METRICS + ('minutes', ):
-            x = np.array([r[m] for r in rows])
-            sd = x.std(ddof=1) if len(x) > 1 else float('nan')
-            vals.append(f'{x.mean():.1f}' if m == 'minutes' else
-                        f'{x.mean():.3f} ± {sd:.3f}')
+        vals = [_mean_sd([r[m] for r in rows]) for m in METRICS]
+        paired = [r for r in rows if r['seed'] in base]
+        for m in deltas:
+            vals.append('' if cell == baseline or not paired else _mean_sd(
+                [r[m] - base[r['seed']][m] for r in paired]))
         seeds = ','.join(str(r['seed']) for r in rows)
         lines.append(f'| {cell} | {seeds} | ' + ' | '.join(vals) + ' |')
     return '\n'.join(lines)
