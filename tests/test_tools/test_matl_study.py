@@ -65,3 +65,17 @@ def test_cells(tmp_path, cell, head, embedding, box_weight):
     assert cfg.train_cfg.max_epochs == 4
     assert cfg.param_scheduler[0].end == 32  # 40 iterations/epoch // 5
     assert cfg.train_dataloader.dataset.data_root == '/data/'
+
+
+def test_table_pairs_the_seeds():
+    def row(cell, seed, acc, m):
+        return dict(cell=cell, seed=seed, acc=acc, iou=0.5, recall=0.5,
+                    bbox_mAP=m, bbox_mAP_50=m)
+    rows = [row('none', 0, 0.2, 0.1), row('none', 1, 0.4, 0.3),
+            row('cltl', 1, 0.7, 0.3), row('cltl', 0, 0.3, 0.2)]
+    lines = study.table(rows, ['none', 'cltl']).splitlines()
+    cltl = [c.strip() for c in lines[3].split('|')[1:-1]]
+    assert cltl[:3] == ['cltl', '1,0', '0.500 ± 0.283']  # acc .7, .3
+    # paired: acc +0.1 (seed 0), +0.3 (seed 1); mAP +0.1, 0
+    assert cltl[-3] == '0.200 ± 0.141'
+    assert cltl[-1] == '0.050 ± 0.071'
