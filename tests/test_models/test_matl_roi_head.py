@@ -52,12 +52,17 @@ def _plain(model_cfg):
     return MODELS.build(model_cfg)
 
 
-@pytest.mark.parametrize('embedding,reaches', [('shared', True),
-                                               ('roi', False)])
+@pytest.mark.parametrize('embedding,embed_channels,reaches', [
+    ('shared', 128, True), ('shared', None, True), ('roi', 128, False)])
 def test_triplet_gradient_reaches_the_shared_fcs_only_by_default(
-        tiny_data, tmp_path, embedding, reaches):
+        tiny_data, tmp_path, embedding, embed_channels, reaches):
     cfg = _cfg(tiny_data, tmp_path, embedding)
+    cfg.model.roi_head.embed_channels = embed_channels
     model = MODELS.build(cfg.model)
+    if embed_channels is None:  # no projection, nothing to stash
+        assert len(model.roi_head.triplet_branch) == 0
+        load_state_dict(_plain(copy.deepcopy(cfg.model)), model.state_dict(),
+                        strict=True)
     batch = next(iter(Runner.build_dataloader(cfg.train_dataloader)))
     data = model.data_preprocessor(batch, True)
     losses = model.loss(data['inputs'], data['data_samples'])
