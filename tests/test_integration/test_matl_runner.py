@@ -1,7 +1,6 @@
 """MATL's TripletRoIHead in real mmengine training runs on tiny data."""
 import copy
 import importlib.util
-import json
 import os.path as osp
 
 import pytest
@@ -13,10 +12,6 @@ from mmdet.registry import MODELS
 
 from _helpers import REPO_ROOT, config_path, tiny_cfg
 from mmdet_alwa.models.roi_heads.triplet_roi_head import META_KEY
-from mmdet_alwa.models.utils.box_shape import (box_shape_features,
-                                               load_box_clusters,
-                                               minmax_normalize,
-                                               nearest_centroid)
 
 CFG = 'configs/matl/faster_rcnn_r50_matl_voc.py'
 
@@ -61,8 +56,9 @@ def _plain_model(cfg):
     """The same detector with mmdet's own StandardRoIHead."""
     model_cfg = copy.deepcopy(cfg.model)
     roi = model_cfg.roi_head
-    for key in ('box_clusters', 'embed_channels', 'loss_triplet'):
-        roi.pop(key)
+    for key in ('box_clusters', 'num_box_labels', 'embedding',
+                'embed_channels', 'loss_triplet'):
+        roi.pop(key, None)
     roi.type = 'StandardRoIHead'
     return MODELS.build(model_cfg)
 
@@ -79,7 +75,9 @@ def test_train_resume_and_plain_mmdet_load(tiny_data, box_labels, tmp_path):
             hub.get_scalar(f'train/{key}').current()))
     assert hub.get_scalar('train/loss_triplet').current() > 0
     head = runner.model.roi_head
-    assert head.triplet_branch[2].in_features == 32  # follows the RoI feats
+    # on the shared FC output (tiny_cfg's fc_out_channels)
+    assert head.embedding == 'shared'
+    assert head.triplet_branch[0].in_features == 64
 
     # checkpoint: no branch keys, the branch sits in the metadata
     ckpt = torch.load(osp.join(cfg.work_dir, 'iter_2.pth'),
@@ -87,7 +85,7 @@ def test_train_resume_and_plain_mmdet_load(tiny_data, box_labels, tmp_path):
     sd = ckpt['state_dict']
     assert not [k for k in sd if 'triplet' in k]
     stash = sd._metadata['roi_head'][META_KEY]
-    assert set(stash) == {f'triplet_branch.{i}.{p}' for i in (2, 4)
+    assert set(stash) == {f'triplet_branch.{i}.{p}' for i in (0, 2)
                           for p in ('weight', 'bias')}
 
     # plain mmdet Faster R-CNN: strict load, identical predictions
@@ -110,10 +108,10 @@ def test_train_resume_and_plain_mmdet_load(tiny_data, box_labels, tmp_path):
     cfg2.resume = True
     cfg2.load_from = osp.join(cfg.work_dir, 'iter_2.pth')
     runner2 = Runner.from_cfg(cfg2)
-    fresh = runner2.model.roi_head.triplet_branch[2].weight.detach().clone()
+    fresh = runner2.model.roi_head.triplet_branch[0].weight.detach().clone()
     runner2.load_or_resume()
-    restored = runner2.model.roi_head.triplet_branch[2].weight
-    assert torch.equal(restored, stash['triplet_branch.2.weight'])
+    restored = runner2.model.roi_head.triplet_branch[0].weight
+    assert torch.equal(restored, stash['triplet_branch.0.weight'])
     assert not torch.equal(restored, fresh)
     runner2.train()
     assert runner2.iter == 4
@@ -128,33 +126,18 @@ def test_class_only_config_needs_no_box_labels(tiny_data, tmp_path):
     assert runner.message_hub.get_scalar('train/loss_triplet') is not None
 
 
-def test_box_labels_use_original_image_pixels(box_labels, tiny_data, tmp_path):
-    cfg = _matl_cfg(tiny_data, box_labels, str(tmp_path))
-    head = MODELS.build(cfg.model).roi_head
-    with open(osp.join(tiny_data, 'annotations/train.json')) as f:
-        xywh = torch.tensor([a['bbox'] for a in json.load(f)['annotations']],
-                            dtype=torch.float32)
-    boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1)
-    c = load_box_clusters(box_labels)
-    want = nearest_centroid(
-        minmax_normalize(box_shape_features(boxes), c['low'], c['high']),
-        c['centroids'])
-    assert len(set(want.tolist())) == 3
-    assert torch.equal(head.box_labels(boxes), want)
-    # the same boxes in an image resized by (1.5, 2) get the same labels
-    resized = boxes * torch.tensor([1.5, 2.0, 1.5, 2.0])
-    assert torch.equal(head.box_labels(resized, (1.5, 2.0)), want)
-
-
 def test_configs_and_bad_arguments(tiny_data, tmp_path):
-    lambdas = {'faster_rcnn_r50_matl_voc.py': 0.5,
-               'faster_rcnn_r50_matl_lambda025_voc.py': 0.25,
-               'faster_rcnn_r50_matl_lambda075_voc.py': 0.75,
-               'faster_rcnn_r50_cltl_voc.py': 0.0}
-    for name, lam in lambdas.items():
+    fields = {'faster_rcnn_r50_matl_voc.py': (0.5, 'shared'),
+              'faster_rcnn_r50_matl_lambda025_voc.py': (0.25, 'shared'),
+              'faster_rcnn_r50_matl_lambda075_voc.py': (0.75, 'shared'),
+              'faster_rcnn_r50_cltl_voc.py': (0.0, 'shared'),
+              'faster_rcnn_r50_matl_roi_voc.py': (0.5, 'roi'),
+              'faster_rcnn_r18_matl_demo.py': (0.5, 'shared')}
+    for name, (lam, embedding) in fields.items():
         cfg = Config.fromfile(config_path(f'configs/matl/{name}'))
         assert cfg.model.roi_head.type == 'TripletRoIHead'
         assert cfg.model.roi_head.loss_triplet.box_weight == lam
+        assert cfg.model.roi_head.embedding == embedding
     cfg = tiny_cfg(CFG, str(tmp_path), tiny_data)
     cfg.model.roi_head.box_clusters = None
     with pytest.raises(ValueError, match='box_clusters'):
@@ -163,6 +146,43 @@ def test_configs_and_bad_arguments(tiny_data, tmp_path):
     model = MODELS.build(cfg.model)
     with pytest.raises(FileNotFoundError, match='cluster_boxes.py'):
         model.roi_head.box_labels(torch.zeros(1, 4))
+
+
+_DEMO = 'faster_rcnn_r18_matl_demo.py'
+
+
+@pytest.mark.parametrize('base,line,attr,value', [
+    ('faster_rcnn_r50_matl_voc.py',
+     'model = dict(roi_head=dict(loss_triplet=dict(box_weight=0.25)))',
+     'loss_triplet.box_weight', 0.25),
+    (_DEMO, 'model = dict(roi_head=dict(loss_triplet=dict(box_weight=0.75)))',
+     'loss_triplet.box_weight', 0.75),
+    (_DEMO, 'model = dict(roi_head=dict(loss_triplet=dict(margin=0.3)))',
+     'loss_triplet.margin', 0.3),
+    (_DEMO, 'model = dict(roi_head=dict(loss_triplet=dict('
+     "mining='batch_hard')))",
+     'loss_triplet.mining', 'batch_hard'),
+    (_DEMO, 'model = dict(roi_head=dict(num_box_labels=5))',
+     'num_box_labels', 5),
+    (_DEMO, "model = dict(roi_head=dict(embedding='roi'))", 'embedding', 'roi'),
+])
+def test_a_child_config_changes_a_knob_with_one_line(tmp_path, base, line,
+                                                     attr, value):
+    child = tmp_path / 'child.py'
+    child.write_text(f"_base_ = '{config_path('configs/matl/' + base)}'\n"
+                     f'{line}\n')
+    cfg = Config.fromfile(str(child))
+    cfg.model.backbone.init_cfg = None  # no download
+    head = MODELS.build(cfg.model).roi_head
+    obj = head
+    for part in attr.split('.'):
+        obj = getattr(obj, part)
+    assert obj == value
+    # the other knobs keep the base's values
+    if attr != 'loss_triplet.box_weight':
+        assert head.loss_triplet.box_weight == 0.5
+    if attr != 'loss_triplet.margin':
+        assert head.loss_triplet.margin == 0.1
 
 
 def test_matl_with_alwa1_and_triplet_as_a_balanced_task(tiny_data, box_labels,

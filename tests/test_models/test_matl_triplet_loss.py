@@ -9,6 +9,9 @@ from mmdet_alwa.models.losses.triplet_loss import (
     MultiAnnotationTripletLoss, batch_all_triplet_loss,
     batch_hard_triplet_loss, pairwise_distances)
 
+# Every reference here computes its own distances (math.dist, or _dist on
+# tensors), one triplet or anchor at a time.
+
 EMB = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 1.0],
                     [1.0, 1.0], [0.5, 0.2]])
 CLS = torch.tensor([0, 0, 1, 1, 2, 0])
@@ -112,28 +115,56 @@ def test_bad_arguments():
         batch_all_triplet_loss(EMB, CLS[:3], 0.1)
 
 
-def _brute_force_batch_all(emb, labels, margin):
-    """Eq. 1 on the materialised (N, N, N) triplets, as the authors do."""
-    d = pairwise_distances(emb)
-    same = labels[:, None] == labels[None, :]
-    eye = torch.eye(len(labels), dtype=torch.bool)
-    valid = (same & ~eye)[:, :, None] & ~same[:, None, :]
-    loss = ((d[:, :, None] - d[:, None, :] + margin) * valid).clamp(min=0)
-    return loss.sum() / (loss > 1e-16).sum()
+def _dist(u, v):
+    """Euclidean distance of two vectors, written out (not the code under
+    test's ``pairwise_distances``)."""
+    return ((u - v) ** 2).sum().sqrt()
 
 
-def test_batch_all_gradients_match_the_materialised_triplets():
+def _loop_batch_all(emb, labels, margin):
+    """Eq. 1 over every valid (a, p, n), one triplet at a time; the mean over
+    the triplets with a positive loss, as the authors' code."""
+    losses = [
+        _dist(emb[a], emb[p]) - _dist(emb[a], emb[n]) + margin
+        for a, p, n in itertools.permutations(range(len(labels)), 3)
+        if labels[a] == labels[p] and labels[a] != labels[n]
+    ]
+    pos = [v for v in losses if v > 1e-16]
+    return sum(pos) / len(pos)
+
+
+def _loop_batch_hard(emb, labels, margin):
+    """Hermans et al.: per anchor the farthest positive, nearest negative."""
+    losses = []
+    for a in range(len(labels)):
+        ps = [_dist(emb[a], emb[p]) for p in range(len(labels))
+              if p != a and labels[p] == labels[a]]
+        ns = [_dist(emb[a], emb[n]) for n in range(len(labels))
+              if labels[n] != labels[a]]
+        if ps and ns:
+            losses.append((max(ps) - min(ns) + margin).clamp(min=0))
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize('fn,loop,margin', [
+    (batch_all_triplet_loss, _loop_batch_all, 0.3),
+    (batch_hard_triplet_loss, _loop_batch_hard, 0.3),
+    (batch_hard_triplet_loss, _loop_batch_hard, 1.5),  # every anchor active
+])
+def test_values_and_gradients_match_a_triplet_loop(fn, loop, margin):
     gen = torch.Generator().manual_seed(0)
-    emb = torch.nn.functional.normalize(torch.randn(40, 8, generator=gen), dim=1)
-    labels = torch.randint(0, 4, (40, ), generator=gen)
+    emb = torch.nn.functional.normalize(torch.randn(14, 6, generator=gen),
+                                        dim=1)
+    labels = torch.randint(0, 3, (14, ), generator=gen).tolist()
     a = emb.clone().requires_grad_()
     b = emb.clone().requires_grad_()
-    loss_a, _ = batch_all_triplet_loss(a, labels, 0.3)
-    loss_b = _brute_force_batch_all(b, labels, 0.3)
+    loss_a, _ = fn(a, torch.tensor(labels), margin)
+    loss_b = loop(b, labels, margin)
     loss_a.backward()
     loss_b.backward()
     assert loss_a.item() == pytest.approx(loss_b.item(), rel=1e-5)
     assert torch.allclose(a.grad, b.grad, atol=1e-6)
+    assert a.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize('mining', ['batch_all', 'batch_hard'])

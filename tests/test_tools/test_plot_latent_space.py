@@ -1,4 +1,5 @@
-"""tools/analysis_tools/plot_latent_space.py on a tiny MATL detector."""
+"""tools/analysis_tools/plot_latent_space.py on tiny detectors."""
+import copy
 import importlib.util
 import os.path as osp
 
@@ -18,7 +19,9 @@ def _load(name):
     return mod
 
 
-def test_plot_latent_space(tiny_data, tmp_path):
+@pytest.fixture(scope='module')
+def setup(tiny_data, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp('latent')
     cfg = tiny_cfg('configs/matl/faster_rcnn_r50_matl_voc.py', str(tmp_path),
                    tiny_data)
     labels = str(tmp_path / 'labels.json')
@@ -30,22 +33,59 @@ def test_plot_latent_space(tiny_data, tmp_path):
     model = MODELS.build(cfg.model)
     ckpt = str(tmp_path / 'model.pth')
     torch.save(dict(state_dict=model.state_dict()), ckpt)
+    return tmp_path, cfg, cfg_path, labels, model, ckpt
 
-    out_dir = tmp_path / 'latent'
-    out = _load('plot_latent_space').main([
+
+def _run(cfg_path, ckpt, labels, out_dir, *extra):
+    return _load('plot_latent_space').main([
         cfg_path, ckpt, '--box-labels', labels, '--out', str(out_dir),
-        '--device', 'cpu'])
+        '--device', 'cpu', *extra])
+
+
+def test_shared_space_of_a_matl_model(setup):
+    tmp_path, cfg, cfg_path, labels, model, ckpt = setup
+    out_dir = tmp_path / 'shared'
+    out = _run(cfg_path, ckpt, labels, out_dir)
     n = len(out['embeddings'])
-    assert n >= 8 and out['tsne'].shape == (n, 2)
+    # the shared FC output (tiny fc_out_channels 64), after its ReLU
+    assert n >= 8 and out['embeddings'].shape[1] == 64
+    assert (out['embeddings'] >= 0).all()
+    assert out['tsne'].shape == (n, 2)
     assert set(out['box_labels'].tolist()) <= {0, 1, 2}
-    assert np.allclose(np.linalg.norm(out['embeddings'], axis=1), 1,
-                       atol=1e-5)
+    assert out['space'].startswith('bbox_head.shared_fcs.1')
+    assert out['space'].endswith('triplet loss (lambda=0.5) on the shared '
+                                 'layer')
     for name in ('tsne_by_class.png', 'tsne_by_box_label.png',
                  'embeddings.npz'):
         assert osp.getsize(out_dir / name) > 1000
-    # a checkpoint without the branch (e.g. plain mmdet's) is refused
-    plain = {k: v for k, v in model.state_dict().items()}  # no metadata
-    torch.save(dict(state_dict=plain), ckpt)
+
+
+def test_metric_space_and_plain_baseline(setup):
+    tmp_path, cfg, cfg_path, labels, model, ckpt = setup
+    out = _run(cfg_path, ckpt, labels, tmp_path / 'metric', '--space',
+               'metric')
+    assert out['embeddings'].shape[1] == 128
+    assert np.allclose(np.linalg.norm(out['embeddings'], axis=1), 1,
+                       atol=1e-5)
+    assert out['space'].startswith('triplet metric space (shared)')
+    # a plain Faster R-CNN: shared space only
+    plain_cfg = copy.deepcopy(cfg)
+    roi = plain_cfg.model.roi_head
+    for key in ('box_clusters', 'num_box_labels', 'embedding',
+                'embed_channels', 'loss_triplet'):
+        roi.pop(key)
+    roi.type = 'StandardRoIHead'
+    plain_path = str(tmp_path / 'plain.py')
+    plain_cfg.dump(plain_path)
+    plain_ckpt = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=MODELS.build(plain_cfg.model).state_dict()),
+               plain_ckpt)
+    out = _run(plain_path, plain_ckpt, labels, tmp_path / 'plain')
+    assert out['space'].endswith('no triplet loss')
+    with pytest.raises(ValueError, match='--space metric needs a '
+                       'TripletRoIHead'):
+        _run(plain_path, plain_ckpt, labels, tmp_path / 'plain', '--space',
+             'metric')
+    # a checkpoint without the branch (plain mmdet's) into the MATL model
     with pytest.raises(RuntimeError, match='missing keys.*triplet_branch'):
-        _load('plot_latent_space').main([
-            cfg_path, ckpt, '--box-labels', labels, '--out', str(out_dir)])
+        _run(cfg_path, plain_ckpt, labels, tmp_path / 'x')

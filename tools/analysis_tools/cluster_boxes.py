@@ -187,7 +187,8 @@ def parse_args(argv=None):
     p.add_argument('config', help='mmdet dataset or detector config')
     p.add_argument('--out', required=True, help='JSON file to write')
     p.add_argument('--k', type=int,
-                   help='fixed number of clusters (default: the elbow)')
+                   help='fixed number of clusters (default: the config\'s '
+                   'model.roi_head.num_box_labels if set, else the elbow)')
     p.add_argument('--k-range', type=int, nargs=2, default=[2, 10],
                    metavar=('LOW', 'HIGH'),
                    help='k values of the inertia curve, searched for the '
@@ -206,7 +207,12 @@ def main(argv=None) -> Dict:
         cfg.merge_from_dict(args.cfg_options)
     boxes, stats = collect_boxes(cfg, args.split)
     k_range = (args.k_range[0], args.k_range[1])
-    result = cluster_boxes(boxes, k=args.k, k_range=k_range)
+    k = args.k
+    if k is None:
+        k = cfg.get('model', {}).get('roi_head', {}).get('num_box_labels')
+        if k is not None:
+            print(f'k = {k} from the config (model.roi_head.num_box_labels)')
+    result = cluster_boxes(boxes, k=k, k_range=k_range)
     result.update(stats, config=args.config, split=args.split)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:

@@ -1,25 +1,41 @@
-"""t-SNE plots of MATL's RoI embedding space (the paper's Fig. 4).
+"""t-SNE plots of a detector's RoI embedding space (MATL's Fig. 4).
 
-Runs a detector trained with ``TripletRoIHead`` over a dataset split, embeds
-the RoI features of every ground-truth box with the head's projection branch
-and draws a 2-D t-SNE (scikit-learn) of the embeddings, coloured once by class
-and once by box-shape label (nearest centroid of ``--box-labels``)::
+Zhou et al., "Multi-Task Learning with Multi-Annotation Triplet Loss for
+Improved Object Detection", IGARSS 2025, Fig. 4: the
+latent space of the shared representation, coloured by class and by box
+label. This tool runs a trained two-stage detector over a dataset split,
+embeds every ground-truth box and draws a 2-D t-SNE (scikit-learn) of the
+embeddings, coloured once by class and once by box-shape label (nearest
+centroid of ``--box-labels``). ``--space``:
 
-    python tools/analysis_tools/plot_latent_space.py \
-        configs/matl/faster_rcnn_r50_matl_voc.py work_dirs/matl/epoch_12.pth \
+* ``shared`` (default): the output of the bbox head's last shared layer
+  (``Shared2FCBBoxHead``: ``shared_fcs.1``), the representation its
+  classifier and regressor both read. Works for any detector whose bbox head
+  has one, MATL or not (so the plain baseline can be compared).
+* ``metric``: the unit vectors the triplet losses act on (a
+  ``TripletRoIHead``'s projection output).
+
+The title names the space and where the model's triplet loss acted::
+
+    python tools/analysis_tools/plot_latent_space.py \\
+        configs/matl/faster_rcnn_r50_matl_voc.py work_dirs/matl/epoch_12.pth \\
         --box-labels data/voc_box_labels.json --out work_dirs/matl/latent
 
 Writes ``tsne_by_class.png``, ``tsne_by_box_label.png`` and
 ``embeddings.npz`` (embeddings, t-SNE coordinates, class and box labels).
 """
 import argparse
+import json
 import os
 import os.path as osp
+import textwrap
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from mmengine.config import Config, DictAction
+
+SPACES = ('shared', 'metric')
 
 
 def _gt_pipeline(pipeline: Sequence[dict]) -> List[dict]:
@@ -32,14 +48,37 @@ def _gt_pipeline(pipeline: Sequence[dict]) -> List[dict]:
     return steps
 
 
+def describe_space(roi_head, space: str) -> str:
+    """What the plotted embedding is, for the title."""
+    from mmdet_alwa.models.roi_heads.triplet_roi_head import (TripletRoIHead,
+                                                              shared_layer)
+    if isinstance(roi_head, TripletRoIHead):
+        where = {'shared': 'the shared layer', 'roi': 'a side branch over the '
+                 'RoI features'}[roi_head.embedding]
+        trained = (f'triplet loss (lambda={roi_head.loss_triplet.box_weight})'
+                   f' on {where}')
+    else:
+        trained = 'no triplet loss'
+    if space == 'metric':
+        return f'triplet metric space ({roi_head.embedding}); {trained}'
+    name, _ = shared_layer(roi_head.bbox_head)
+    return f'bbox_head.{name} (input of cls and reg); {trained}'
+
+
 def collect_embeddings(model, dataloader, box_clusters: str,
+                       space: str = 'shared',
                        max_images: Optional[int] = None) -> Dict[str, np.ndarray]:
     """Embeddings ``(N, D)``, class labels and box labels ``(N,)`` of the gt
     boxes of ``dataloader``'s images."""
     from mmdet.structures.bbox import get_box_tensor
     from mmengine.utils import ProgressBar
+
+    from mmdet_alwa.models.roi_heads.triplet_roi_head import (
+        capture_shared, gt_roi_features)
+    from mmdet_alwa.models.utils.box_shape import (assign_box_labels,
+                                                   load_box_clusters)
     head = model.roi_head
-    head.box_clusters, head._clusters = box_clusters, None
+    clusters = load_box_clusters(box_clusters)
     embs, classes, boxes = [], [], []
     total = len(dataloader.dataset)
     if max_images is not None:
@@ -50,14 +89,21 @@ def collect_embeddings(model, dataloader, box_clusters: str,
         for batch in dataloader:
             data = model.data_preprocessor(batch, False)
             samples = data['data_samples']
-            emb = head.gt_embeddings(model.extract_feat(data['inputs']),
-                                     samples)
+            feats = gt_roi_features(head, model.extract_feat(data['inputs']),
+                                    samples)
+            if space == 'metric':
+                emb = head.embed(feats)
+            else:
+                with capture_shared(head.bbox_head) as store:
+                    head.bbox_head(feats)
+                emb = store['feats']
             embs.append(emb.cpu())
             for s in samples:
                 classes.append(s.gt_instances.labels.cpu())
-                boxes.append(head.box_labels(
-                    get_box_tensor(s.gt_instances.bboxes),
-                    s.metainfo.get('scale_factor', (1.0, 1.0))).cpu())
+                sw, sh = s.metainfo.get('scale_factor', (1.0, 1.0))
+                gt = get_box_tensor(s.gt_instances.bboxes).cpu()
+                boxes.append(assign_box_labels(
+                    gt / gt.new_tensor([sw, sh, sw, sh]), clusters))
                 bar.update()
             seen += len(samples)
             if max_images is not None and seen >= max_images:
@@ -66,6 +112,20 @@ def collect_embeddings(model, dataloader, box_clusters: str,
     return dict(embeddings=torch.cat(embs).numpy(),
                 class_labels=torch.cat(classes).numpy(),
                 box_labels=torch.cat(boxes).numpy())
+
+
+def box_label_names(path: str, k: int) -> List[str]:
+    """Legend entries with each cluster's mean normalised area and
+    squareness (the paper's Table I), when the JSON has them."""
+    with open(path) as f:
+        clusters = {c['label']: c for c in json.load(f).get('clusters', [])}
+    names = []
+    for i in range(k):
+        c = clusters.get(i)
+        names.append(f'box label {i}' if c is None else
+                     f'box label {i}: area {c["mean_norm_area"]:.2f}, '
+                     f'SS {c["mean_norm_squareness"]:.2f}')
+    return names
 
 
 def tsne_2d(embeddings: np.ndarray, seed: int = 42) -> np.ndarray:
@@ -83,14 +143,14 @@ def scatter(points: np.ndarray, labels: np.ndarray, names: Sequence[str],
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = plt.subplots(figsize=(6, 5.4))
     cmap = plt.get_cmap('tab20' if len(names) > 10 else 'tab10')
     for i, name in enumerate(names):
         sel = labels == i
         if sel.any():
             ax.scatter(points[sel, 0], points[sel, 1], s=6,
                        color=cmap(i % cmap.N), label=name)
-    ax.set_title(title)
+    ax.set_title('\n'.join(textwrap.wrap(title, 64)), fontsize='small')
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(markerscale=2, fontsize='small', loc='best')
@@ -101,11 +161,14 @@ def scatter(points: np.ndarray, labels: np.ndarray, names: Sequence[str],
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('config', help='config of the trained MATL detector')
+    p.add_argument('config', help='config of the trained detector')
     p.add_argument('checkpoint', help='its checkpoint')
     p.add_argument('--box-labels', required=True,
                    help='JSON of tools/analysis_tools/cluster_boxes.py')
     p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--space', default='shared', choices=SPACES,
+                   help='shared: the bbox head\'s shared representation '
+                   '(default); metric: the triplet losses\' embedding')
     p.add_argument('--split', default='val', choices=['val', 'test'])
     p.add_argument('--max-images', type=int,
                    help='stop after this many images')
@@ -123,7 +186,9 @@ def main(argv=None) -> Dict[str, np.ndarray]:
     from mmdet.utils import register_all_modules
     from mmengine.runner import Runner, load_checkpoint
 
-    from mmdet_alwa.models.roi_heads.triplet_roi_head import TripletRoIHead
+    import mmdet_alwa  # noqa: F401
+    from mmdet_alwa.models.roi_heads.triplet_roi_head import (TripletRoIHead,
+                                                              shared_layer)
     from mmdet_alwa.models.utils.box_shape import load_box_clusters
     args = parse_args(argv)
     register_all_modules()
@@ -131,10 +196,14 @@ def main(argv=None) -> Dict[str, np.ndarray]:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     model = MODELS.build(cfg.model)
-    if not isinstance(model.roi_head, TripletRoIHead):
-        raise ValueError(f'{args.config} has no TripletRoIHead (got '
-                         f'{type(model.roi_head).__name__}): nothing to embed')
-    # strict: an untrained (missing) branch would make the plot meaningless
+    head = getattr(model, 'roi_head', None)
+    if args.space == 'metric' and not isinstance(head, TripletRoIHead):
+        raise ValueError(f'--space metric needs a TripletRoIHead; {args.config}'
+                         f' has {type(head).__name__}: use --space shared')
+    if head is None or not getattr(head, 'with_bbox', False):
+        raise ValueError(f'{args.config} has no RoI bbox head to embed with')
+    shared_layer(head.bbox_head)  # ValueError for heads without one
+    # strict: a missing (untrained) part would make the plot meaningless
     load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
     model.to(args.device).eval()
     num_box_labels = len(load_box_clusters(args.box_labels)['centroids'])
@@ -143,7 +212,7 @@ def main(argv=None) -> Dict[str, np.ndarray]:
     dl_cfg['dataset'] = dict(dl_cfg['dataset'],
                              pipeline=_gt_pipeline(dl_cfg['dataset'].pipeline))
     dataloader = Runner.build_dataloader(dl_cfg)
-    out = collect_embeddings(model, dataloader, args.box_labels,
+    out = collect_embeddings(model, dataloader, args.box_labels, args.space,
                              args.max_images)
     n = len(out['embeddings'])
     if n > args.max_points:
@@ -154,16 +223,17 @@ def main(argv=None) -> Dict[str, np.ndarray]:
 
     os.makedirs(args.out, exist_ok=True)
     np.savez(osp.join(args.out, 'embeddings.npz'), **out)
+    space = describe_space(head, args.space)
     classes = dataloader.dataset.metainfo['classes']
     scatter(out['tsne'], out['class_labels'], classes,
-            'RoI embeddings of the ground-truth boxes, by class',
-            osp.join(args.out, 'tsne_by_class.png'))
+            f'by class: {space}', osp.join(args.out, 'tsne_by_class.png'))
     scatter(out['tsne'], out['box_labels'],
-            [f'box label {i}' for i in range(num_box_labels)],
-            'RoI embeddings of the ground-truth boxes, by box label',
+            box_label_names(args.box_labels, num_box_labels),
+            f'by box label: {space}',
             osp.join(args.out, 'tsne_by_box_label.png'))
-    print(f'{len(out["tsne"])} boxes; wrote tsne_by_class.png, '
+    print(f'{len(out["tsne"])} boxes, {space}; wrote tsne_by_class.png, '
           f'tsne_by_box_label.png and embeddings.npz to {args.out}')
+    out['space'] = space
     return out
 
 

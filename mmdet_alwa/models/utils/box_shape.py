@@ -21,7 +21,8 @@ from torch import Tensor
 
 __all__ = [
     'FEATURE_NAMES', 'box_shape_features', 'feature_ranges',
-    'minmax_normalize', 'nearest_centroid', 'load_box_clusters'
+    'minmax_normalize', 'nearest_centroid', 'load_box_clusters',
+    'assign_box_labels'
 ]
 
 #: the columns of :func:`box_shape_features`.
@@ -109,3 +110,12 @@ def load_box_clusters(path: str) -> Dict[str, Tensor]:
         raise ValueError(f'{path!r}: feature_min/feature_max must have {d} '
                          f'values and centroids shape (K, {d})')
     return out
+
+
+def assign_box_labels(boxes: Tensor, clusters: Dict[str, Tensor]) -> Tensor:
+    """Box labels ``(N,)`` of ``(N, 4)`` boxes in the clustering's pixels:
+    the nearest centroid of their normalised features (``clusters`` as
+    returned by :func:`load_box_clusters`, on the boxes' device)."""
+    feats = minmax_normalize(box_shape_features(boxes), clusters['low'],
+                             clusters['high'])
+    return nearest_centroid(feats, clusters['centroids'])
