@@ -107,4 +107,4 @@ def test_bad_provider_args():
     with pytest.raises(ValueError, match='cls_metric'):
         build_signal_provider(dict(type='kpi', cls_metric='f1'))
     with pytest.raises(ValueError, match='kinds'):
-        build_signal_provider(dict(type='kpi', kinds=dict(cls='box')))
+        build_signal_provider(dict(type='kpi', kinds=dict(cls='boxes')))

@@ -1,5 +1,5 @@
 
 from .nonfinite_guard_hook import NonFiniteGuardHook  # noqa: F401
 from .loss_weighting_hook import LossWeightingHook  # noqa: F401
-from . import balancer_signals  # noqa: F401
+from . import signals  # noqa: F401  (registers the signal providers)
 from .filtered_annotations_hook import FilteredAnnotationsHook  # noqa: F401
