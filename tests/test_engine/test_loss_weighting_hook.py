@@ -269,7 +269,7 @@ def test_passes_through_outside_training(tiny_data, tmp_path):
     hook.before_train_iter(None, 0)
     assert model.rpn_head.loss_cls(x, label) == pytest.approx(
         0.5 * expected.item())
-    hook._active = False  # what after_train_iter does first
+    hook.taps.active = False  # what after_train_iter does first
     assert model.rpn_head.loss_cls(x, label) == expected
     hook.after_run(None)
     hook.before_train_iter(None, 0)
