@@ -8,10 +8,12 @@ import os.path as osp
 
 import mmdet
 import pytest
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from _helpers import tiny_cfg
+from mmdet_alwa.engine.hooks.loss_weighting import extend_schedulers
 
 CONFIG = 'configs/balancers/faster_rcnn_r50_uncertainty_voc.py'
 MODEL_LR, RULE_LR = 0.01, 0.05
@@ -121,3 +123,43 @@ def test_resume_in_the_middle_of_warmup(tiny_data, tmp_path):
         expected = RULE_LR * _warmup_factor(i)
         assert rule_full[i] == pytest.approx(expected, rel=1e-9), i
         assert rule_resumed[i] == pytest.approx(expected, rel=1e-9), i
+
+
+# ------------------------------------- extend_schedulers, no Runner needed
+def _optimizer(kind='SGD'):
+    model = torch.nn.Linear(2, 2)
+    if kind == 'SGD':
+        return torch.optim.SGD(model.parameters(), lr=MODEL_LR, momentum=0.9)
+    return torch.optim.Adam(model.parameters(), lr=MODEL_LR,
+                            betas=(0.9, 0.999))
+
+
+def test_momentum_schedule_on_adam_betas():
+    """A momentum scheduler on Adam schedules beta_0 of the new group too
+    (LinearMomentum from 0.5 x beta_0 to beta_0 over 4 steps)."""
+    from mmengine.optim.scheduler import LinearMomentum
+    optimizer = _optimizer('Adam')
+    scheduler = LinearMomentum(optimizer, start_factor=0.5, by_epoch=False,
+                               end=4)
+    rule_param = torch.nn.Parameter(torch.zeros(2))
+    optimizer.add_param_group(dict(params=[rule_param], betas=(0.8, 0.99)))
+    extend_schedulers(optimizer, [scheduler], 'test')
+    for i in range(6):
+        factor = linear(i, 0.5, 4)
+        assert optimizer.param_groups[0]['betas'][0] == pytest.approx(
+            0.9 * factor), i
+        assert optimizer.param_groups[1]['betas'] == pytest.approx(
+            (0.8 * factor, 0.99)), i
+        optimizer.step()
+        scheduler.step()
+
+
+def test_unsupported_scheduler_is_an_error():
+    from mmengine.optim.scheduler import OneCycleLR
+    optimizer = _optimizer()
+    scheduler = OneCycleLR(optimizer, eta_max=0.1, total_steps=10,
+                           by_epoch=False)
+    optimizer.add_param_group(dict(params=[torch.nn.Parameter(
+        torch.zeros(2))]))
+    with pytest.raises(ValueError, match='cannot extend OneCycleLR'):
+        extend_schedulers(optimizer, [scheduler], 'test')

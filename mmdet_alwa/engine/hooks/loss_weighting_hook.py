@@ -184,8 +184,8 @@ class LossWeightingHook(Hook):
         if params:
             self._optimizer = add_rule_param_group(
                 runner, params, self.param_group, self._device,
-                f'{type(self).__name__}({self.name}), rule '
-                f'{type(self.rule).__name__},')
+                f'{type(self).__name__}({self.name}) (rule '
+                f'{type(self.rule).__name__})')
         self._attached = True
 
     def _on_losses(self, output: dict,

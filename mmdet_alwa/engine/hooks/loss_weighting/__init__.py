@@ -11,5 +11,5 @@ from .state import CHECKPOINT_KEY, RuleCheckpoint
 from .taps import LossTaps, loss_module_names
 
 __all__ = ['LossTaps', 'loss_module_names', 'add_rule_param_group',
-           'extend_schedulers', 'find_param_group', 'Reduced', 'reduce_finite_mean', 'RuleLog',
-           'CHECKPOINT_KEY', 'RuleCheckpoint']
+           'extend_schedulers', 'find_param_group', 'Reduced',
+           'reduce_finite_mean', 'RuleLog', 'CHECKPOINT_KEY', 'RuleCheckpoint']

@@ -53,16 +53,16 @@ def add_rule_param_group(runner, params: Sequence[torch.nn.Parameter],
         raise ValueError(
             f'{owner} has learnable parameters and needs a single '
             f'OptimWrapper, got {type(optim_wrapper).__name__}')
+    schedulers = getattr(runner, 'param_schedulers', None)
+    if isinstance(schedulers, Mapping):
+        raise ValueError(f'{owner}: one optimizer expected, got schedulers '
+                         f'for {sorted(schedulers)}')
     for p in params:
         p.data = p.data.to(device)
         if dist.get_world_size() > 1:
             p.register_post_accumulate_grad_hook(_average_grad)
     optimizer = optim_wrapper.optimizer
     optimizer.add_param_group(dict(options, params=list(params)))
-    schedulers = getattr(runner, 'param_schedulers', None)
-    if isinstance(schedulers, Mapping):
-        raise ValueError(f'{owner}: one optimizer expected, got schedulers '
-                         f'for {sorted(schedulers)}')
     extend_schedulers(optimizer, schedulers or [], owner)
     return optimizer
 

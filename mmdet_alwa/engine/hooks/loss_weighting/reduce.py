@@ -38,5 +38,5 @@ def reduce_finite_mean(values: Sequence[Any],
                            (~finite).to(torch.float64)])
     dist.all_reduce(stacked, op='sum')
     total, count, bad = stacked.tolist()
-    return Reduced([t / c if c > 0 else math.nan for t, c in zip(total, count)],
-                   [int(b) for b in bad])
+    mean = [t / c if c > 0 else math.nan for t, c in zip(total, count)]
+    return Reduced(mean, [int(b) for b in bad])
