@@ -168,6 +168,15 @@ def test_unreadable_call_fails_loudly_naming_the_module():
     assert q.collect()['reg'] == pytest.approx(1.0)
 
 
+def test_a_module_that_is_not_a_loss_fails_in_attach():
+    det = Detector()
+    for signal in ('kpi', 'num_samples'):
+        with pytest.raises(ValueError, match=r"'head\.shared' \(Linear\).*"
+                           r"not a loss: its forward\(input"):
+            _attach(signal, det, dict(cls='head.loss_cls',
+                                      reg='head.shared'))
+
+
 def test_deltas_without_a_coder_fail_in_attach():
     with pytest.raises(ValueError, match=r"head\.loss_bbox.*bbox_coder"):
         _attach('kpi', Detector(Head(coder=False)))

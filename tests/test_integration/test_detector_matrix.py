@@ -367,3 +367,18 @@ def test_rule_on_detector(name, run, tmp_path, tiny_data):
     _, resumed = _train(name, run, tmp_path / 'resumed', tiny_data,
                         resume_from=ckpt)
     _check_resume(rec, resumed)
+
+
+def test_unreadable_signal_fails_before_training(tmp_path, tiny_data):
+    """A loss module a rule cannot read its signals from stops the run in
+    ``before_run``, naming it (here a layer named as if it were a loss)."""
+    losses = dict(cls='roi_head.bbox_head.loss_cls',
+                  reg='roi_head.bbox_head.fc_reg')
+    hooks = dict(dtp=dict(type='LossWeightingHook', name='dtp',
+                          rule=dict(type='DTP'), losses=losses))
+    runner = Runner.from_cfg(detector_cfg('faster_rcnn', str(tmp_path),
+                                          tiny_data, 1, hooks))
+    with pytest.raises(ValueError, match=r"'roi_head\.bbox_head\.fc_reg' "
+                       r"\(Linear\) of task 'reg' is not a loss"):
+        runner.train()
+    assert runner.iter == 0

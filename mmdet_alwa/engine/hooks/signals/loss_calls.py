@@ -20,8 +20,8 @@ from typing import Any, NamedTuple, Optional
 
 from torch import Tensor, nn
 
-__all__ = ['LossCall', 'parse_loss_call', 'infer_kind', 'is_decoded',
-           'owner', 'describe_call', 'KINDS']
+__all__ = ['LossCall', 'parse_loss_call', 'takes_pred_and_target',
+           'infer_kind', 'is_decoded', 'owner', 'describe_call', 'KINDS']
 
 #: task kinds: classification, box regression (deltas or decoded boxes),
 #: DFL side distributions, instance masks, a quality branch (centerness)
@@ -84,6 +84,15 @@ def parse_loss_call(module: nn.Module, args: tuple,
     if getattr(module, 'use_mask', False):  # (pred, target, labels)
         return LossCall(pred, target, None, third)
     return LossCall(pred, target, third, None)
+
+
+def takes_pred_and_target(module: nn.Module) -> bool:
+    """Whether ``module.forward`` accepts mmdet's ``(pred, target)``."""
+    try:
+        inspect.signature(module.forward).bind(None, None)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def infer_kind(module: nn.Module, call: LossCall) -> Optional[str]:

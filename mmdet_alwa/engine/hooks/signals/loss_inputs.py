@@ -1,4 +1,5 @@
 """Base of the providers that read the inputs of the loss modules."""
+import inspect
 from typing import Dict, List, Mapping, Optional
 
 import torch
@@ -6,7 +7,7 @@ from torch import nn
 
 from .base import SignalProvider
 from .loss_calls import (KINDS, LossCall, describe_call, infer_kind, owner,
-                         parse_loss_call)
+                         parse_loss_call, takes_pred_and_target)
 
 __all__ = ['LossInputProvider']
 
@@ -52,6 +53,13 @@ class LossInputProvider(SignalProvider):
         for task, modules in loss_modules.items():
             for module, name in zip(modules, self.module_names[task]):
                 head = owner(model, module)
+                if not takes_pred_and_target(module):
+                    sig = inspect.signature(module.forward)
+                    raise ValueError(
+                        f'signal {self.signal!r}: module {name!r} '
+                        f'({type(module).__name__}) of task {task!r} is not '
+                        f'a loss: its forward{sig} does not take mmdet\'s '
+                        f'(pred, target[, weight])')
                 self.check_module(task, name, module, head)
                 self._handles.append(module.register_forward_pre_hook(
                     self._make_hook(task, name, head), with_kwargs=True))
