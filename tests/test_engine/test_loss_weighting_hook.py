@@ -250,6 +250,10 @@ def test_bad_loss_path(tiny_data, tmp_path):
           name='a/b'), 'name'),
     (dict(rule=dict(type='ALWA'), losses=dict(cls='a', reg='b'),
           signals=dict(kpi=dict(type='kpi'))), 'not required'),
+    (dict(rule=dict(type='ALWA'), losses=dict(cls='a', reg='b'), head=''),
+     'head'),
+    (dict(rule=dict(type='ALWA'), losses=dict(cls='a', reg='b'),
+          restore_on_load_from='yes'), 'restore_on_load_from'),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
