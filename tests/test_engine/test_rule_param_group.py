@@ -163,3 +163,30 @@ def test_unsupported_scheduler_is_an_error():
         torch.zeros(2))]))
     with pytest.raises(ValueError, match='cannot extend OneCycleLR'):
         extend_schedulers(optimizer, [scheduler], 'test')
+
+
+def test_warmup_then_cosine_from_its_begin():
+    """mmdet's RTMDet-style schedule: LinearLR warm-up, then a
+    CosineAnnealingLR that begins when the warm-up ends (no construction
+    step to replay for it), stepped as ParamSchedulerHook steps them."""
+    from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
+    optimizer = _optimizer()
+    eta_min = 1e-3
+    schedulers = [
+        LinearLR(optimizer, start_factor=0.001, by_epoch=False, end=3),
+        CosineAnnealingLR(optimizer, T_max=4, eta_min=eta_min,
+                          by_epoch=False, begin=3, end=7)]
+    optimizer.add_param_group(dict(params=[torch.nn.Parameter(
+        torch.zeros(2))], lr=RULE_LR))
+    extend_schedulers(optimizer, schedulers, 'test')
+    for i in range(8):
+        for group, base in zip(optimizer.param_groups, (MODEL_LR, RULE_LR)):
+            if i < 3:
+                expected = base * linear(i, 0.001, 3)
+            else:
+                cos = (1 + math.cos(math.pi * min(i - 3, 3) / 4)) / 2
+                expected = eta_min + (base - eta_min) * cos
+            assert group['lr'] == pytest.approx(expected, rel=1e-9), (i, base)
+        optimizer.step()
+        for scheduler in schedulers:
+            scheduler.step()
