@@ -24,6 +24,7 @@ One test per (detector, run) so that ``pytest -n`` never runs one twice.
 import math
 import os.path as osp
 from typing import Dict, List
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -382,3 +383,27 @@ def test_unreadable_signal_fails_before_training(tmp_path, tiny_data):
                        r"\(Linear\) of task 'reg' is not a loss"):
         runner.train()
     assert runner.iter == 0
+
+
+def test_empty_signal_warns_once_naming_it(tmp_path, tiny_data):
+    """GradNorm's W set to a layer of the RoI head: the RPN losses never
+    reach it, their gradient norms stay 0, and after ``warn_after``
+    iterations each warns once, naming the signal, task and modules."""
+    det = DETECTORS['faster_rcnn']
+    hooks = dict(gradnorm=dict(
+        type='LossWeightingHook', name='gradnorm',
+        rule=dict(type='GradNorm', tasks=list(det.losses)),
+        losses=det.losses,
+        signals=dict(grad_norm=dict(
+            type='grad_norm', warn_after=2,
+            shared_layer='roi_head.bbox_head.shared_fcs.1'))))
+    runner = Runner.from_cfg(detector_cfg('faster_rcnn', str(tmp_path),
+                                          tiny_data, ITERS, hooks))
+    with mock.patch('mmdet_alwa.engine.hooks.signals.base.print_log') as log:
+        runner.train()
+    messages = [c.args[0] for c in log.call_args_list]
+    assert len(messages) == 2, messages
+    for task, module in (('rpn_cls', 'rpn_head.loss_cls'),
+                         ('rpn_reg', 'rpn_head.loss_bbox')):
+        assert any(f"'grad_norm' of task '{task}'" in m and module in m
+                   and '2 iterations' in m for m in messages), task
