@@ -15,6 +15,7 @@ here by binding the call to the module's signature:
 - ``loss_mask(pred, target, labels)``: Mask R-CNN's mask loss, whose third
   argument is the instances' classes, not a weight.
 """
+import functools
 import inspect
 from typing import Any, NamedTuple, Optional
 
@@ -59,6 +60,13 @@ def _is_tensor_or_tensors(value) -> bool:
     return isinstance(value, Tensor)
 
 
+@functools.lru_cache(maxsize=None)
+def _forward_signature(cls: type) -> inspect.Signature:
+    """The signature of ``cls.forward`` (read once per loss class: a loss
+    module is called once per FPN level and iteration)."""
+    return inspect.signature(cls.forward)
+
+
 def parse_loss_call(module: nn.Module, args: tuple,
                     kwargs: dict) -> Optional[LossCall]:
     """The prediction, target and weight of one call of ``module``.
@@ -67,13 +75,14 @@ def parse_loss_call(module: nn.Module, args: tuple,
     two tensor arguments, a non-tensor prediction).
     """
     try:
-        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+        bound = _forward_signature(type(module)).bind(module, *args,
+                                                      **kwargs)
     except TypeError:
         return None
-    values = list(bound.arguments.items())
+    values = list(bound.arguments.values())[1:]  # without ``self``
     if len(values) < 2:
         return None
-    (_, pred), (_, target) = values[:2]
+    pred, target = values[:2]
     if not isinstance(pred, Tensor) or not _is_tensor_or_tensors(target):
         return None
     third = bound.arguments.get('weight')
