@@ -34,7 +34,9 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from _detectors import DETECTORS, detector_cfg
+from mmdet.registry import MODELS
 from mmdet_alwa.engine.hooks import LossWeightingHook
+from mmdet_alwa.engine.hooks.signals import build_signal_provider
 
 ITERS, RESUME_AT = 3, 2
 #: {detector: {task: weights per box}} of losses a head divides by the sum
@@ -407,3 +409,48 @@ def test_empty_signal_warns_once_naming_it(tmp_path, tiny_data):
                          ('rpn_reg', 'rpn_head.loss_bbox')):
         assert any(f"'grad_norm' of task '{task}'" in m and module in m
                    and '2 iterations' in m for m in messages), task
+
+
+# GradNorm's/TDB's default W per family, by architecture: the RPN's
+# rpn_conv feeds both RPN losses; a Shared2FC box head's last shared fc both
+# RoI losses; nothing inside a head is shared by Cascade's three stages or by
+# Double-Head's fc (cls) and conv (reg) branches, nor by the dense heads'
+# separate cls/reg towers, nor by losses of several heads: the neck's
+# output convs then (RTMDet's PAFPN: out_convs; Libra R-CNN: its BFP, the
+# last of its two necks)
+SHARED_LAYERS = {
+    'faster_rcnn': ('neck.fpn_convs', 'rpn_head.rpn_conv',
+                    'roi_head.bbox_head.shared_fcs.1'),
+    'mask_rcnn': ('neck.fpn_convs', 'rpn_head.rpn_conv',
+                  'roi_head.bbox_head.shared_fcs.1'),
+    'cascade_rcnn': ('neck.fpn_convs', 'rpn_head.rpn_conv', 'neck.fpn_convs'),
+    'libra_rcnn': ('neck.1', 'rpn_head.rpn_conv',
+                   'roi_head.bbox_head.shared_fcs.1'),
+    'dynamic_rcnn': ('neck.fpn_convs', 'rpn_head.rpn_conv',
+                     'roi_head.bbox_head.shared_fcs.1'),
+    'double_head': ('neck.fpn_convs', 'rpn_head.rpn_conv', 'neck.fpn_convs'),
+    'retinanet': ('neck.fpn_convs', 'neck.fpn_convs'),
+    'atss': ('neck.fpn_convs', 'neck.fpn_convs'),
+    'gfl': ('neck.fpn_convs', 'neck.fpn_convs'),
+    'fcos': ('neck.fpn_convs', 'neck.fpn_convs'),
+    'rtmdet': ('neck.out_convs', 'neck.out_convs'),
+}
+
+
+@pytest.mark.parametrize('name', list(DETECTORS))
+def test_default_shared_layer(name, tmp_path, tiny_data):
+    """The grad_norm provider's default W on the real detector: for all of
+    its losses, then for each cls/reg pair."""
+    det = DETECTORS[name]
+    model = MODELS.build(detector_cfg(name, str(tmp_path), tiny_data, 1,
+                                      {}).model)
+
+    def layer(tasks):
+        provider = build_signal_provider(dict(type='grad_norm'))
+        provider.attach(model, {t: [model.get_submodule(p) for p in (
+            [det.losses[t]] if isinstance(det.losses[t], str)
+            else det.losses[t])] for t in tasks})
+        return provider.layer_names[0]
+
+    found = (layer(det.losses), *(layer(pair) for pair in det.pairs))
+    assert found == SHARED_LAYERS[name]
