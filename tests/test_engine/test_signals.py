@@ -58,6 +58,23 @@ def test_kpi_regression_iou_of_deltas():
     assert math.isnan(p.collect()['cls'])  # no classification call
 
 
+@pytest.mark.parametrize('loss,decoded', [('GIoULoss', False),
+                                          ('CIoULoss', False),
+                                          ('L1Loss', True)])
+def test_kpi_of_decoded_boxes(loss, decoded):
+    # IoU-type losses take boxes; so does any loss of a head with
+    # reg_decoded_bbox=True (no coder needed): IoUs 1/7 and 1/2 (by hand)
+    head = Head(coder=False)
+    head.loss_bbox = _loss(type=loss)
+    head.reg_decoded_bbox = decoded
+    det = Detector(head)
+    p = _attach('kpi', det)
+    boxes = torch.tensor([[0., 0., 2., 2.], [0., 0., 2., 2.]])
+    targets = torch.tensor([[1., 1., 3., 3.], [0., 0., 2., 4.]])
+    det.head.loss_bbox(boxes, targets, torch.ones(2, 4), avg_factor=2)
+    assert p.collect()['reg'] == pytest.approx((1 / 7 + 1 / 2) / 2)
+
+
 @pytest.mark.parametrize('use_sigmoid', [True, False])
 def test_kpi_classification_accuracy(use_sigmoid):
     det = Detector(Head(use_sigmoid))
