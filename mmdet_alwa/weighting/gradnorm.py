@@ -39,9 +39,9 @@ class GradNorm(BaseWeighting):
 
     Step size (scale-free by default). :math:`g_i` carries the scale of the
     network's gradients, which differs by orders of magnitude between models
-    and layers (a mask head's can be 50x an RPN's), so a fixed learning rate
-    that suits one model swings the weights of another from 1.7 to the
-    clamp in one step. With ``lr_scale='grad_norm'`` (default) the step is
+    and heads (on a tiny Mask R-CNN the mask loss's is ~500x the RPN's), so a
+    fixed learning rate that suits one model swings the weights of another
+    from 1.7 to the clamp in one step. With ``lr_scale='grad_norm'`` (default) the step is
     taken relative to the gradient-norm scale:
 
     .. math::
