@@ -62,7 +62,25 @@ def _runs(name):
     yield from ALL_LOSS_RULES
 
 
-CASES = [(name, run) for name in DETECTORS for run in _runs(name)]
+#: known bugs of the hook's other half (found by this matrix), strict: an
+#: XPASS fails, so the mark goes when the bug does
+KNOWN_BUGS = {
+    ('cascade_rcnn', 'alwa+guided'):
+        'same-iteration Guided on Cascade R-CNN: loss_weighting/taps.py adds '
+        '(w - 1) * raw to the loss dict for stage outputs the dict holds '
+        'scaled by the stage weight lw, so d total/d raw = lw + w - 1, not '
+        'w * lw',
+    ('fcos', 'uncertainty'):
+        'rule param group with a paramwise_cfg: mmengine\'s OptimWrapper.'
+        'param_groups appends base_param_settings, so the schedulers hold one '
+        'base value more than optimizer.param_groups '
+        '(loss_weighting/param_group.py refuses)',
+}
+KNOWN_BUGS[('rtmdet', 'uncertainty')] = KNOWN_BUGS[('fcos', 'uncertainty')]
+CASES = [pytest.param(name, run, id=f'{name}-{run}', marks=(
+    [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name, run])]
+    if (name, run) in KNOWN_BUGS else []))
+    for name in DETECTORS for run in _runs(name)]
 
 
 def _hooks(name, run) -> Dict[str, dict]:
@@ -356,8 +374,7 @@ def _check_resume(full, resumed):
         assert other.rule.num_steps == hook.rule.num_steps == ITERS
 
 
-@pytest.mark.parametrize('name,run', CASES,
-                         ids=[f'{n}-{r}' for n, r in CASES])
+@pytest.mark.parametrize('name,run', CASES)
 def test_rule_on_detector(name, run, tmp_path, tiny_data):
     runner, rec = _train(name, run, tmp_path / 'full', tiny_data)
     _check_weight_times_raw(runner, rec)
