@@ -1,72 +1,144 @@
-"""Training-step time of each comparison balancer relative to plain mmdet.
+"""Training-step time of every balancer on every detector family of the
+test matrix, relative to plain mmdet.
 
-One copy of the same detector per method (same initial weights, same batches,
+Each family is built from mmdet 3.3.0's own config (``mmdet::``), at its
+full size (``--size full``: R50-FPN, RTMDet-tiny's CSPNeXt; 80 classes) or
+shrunk as in ``tests/_detectors.py`` (``--size tiny``); random weights. One
+copy of the same detector per method (same initial weights, same batches,
 same seeds) trains through ``model.train_step``; each balanced copy has its
-``LossWeightingHook`` driven exactly as mmengine's Runner drives it
-(``before_run`` once, ``before_train_iter`` / ``after_train_iter`` around
-every step). Every round runs all methods one after another, in a rotated
-order; a method's ratio is the median over rounds of its mean step time over
-plain mmdet's of the same round. Targets: <= 1.01x for DWA, DTP, Guided Loss
-and uncertainty weighting, <= 1.25x for GradNorm/TDB on the last shared layer.
-``gradnorm_all`` is GradNorm on all shared parameters (backbone + neck, and the
-RPN conv), LibMTL's way, for contrast (no target).
+``LossWeightingHook`` driven as mmengine's Runner drives it (``before_run``
+once, ``before_train_iter`` / ``after_train_iter`` around every step). Every
+round runs all methods of a family one after another, in a rotated order; a
+method's ratio is the median over rounds of its mean step time over plain
+mmdet's of the same round. ALWA and Guided Loss weight the family's first
+cls/reg pair (the RPN of two-stage detectors), the other methods all of its
+losses (e.g. 5 tasks for Mask R-CNN); ``gradnorm_pair`` / ``tdb_pair`` are
+GradNorm / TDB on the first pair, as the configs of ``configs/balancers/``.
+GradNorm and TDB use the default shared layer (the last one shared by the
+balanced losses). Targets: <= 1.01x for ALWA, DWA, DTP, Guided Loss and
+uncertainty weighting, <= 1.25x for GradNorm/TDB.
 
-    python benchmarks/bench_balancers.py                  # small, CPU
-    python benchmarks/bench_balancers.py --depth 50 --width 64 \
-        --img-size 1000 600 --rounds 10 --iters 10        # VOC size, GPU
+    python benchmarks/bench_balancers.py --clock cpu            # all, CPU
+    python benchmarks/bench_balancers.py --detectors faster_rcnn fcos \\
+        --methods alwa gradnorm --rounds 2 --iters 1            # a subset
 """
 import copy
 import os.path as osp
 import sys
+import tempfile
 from types import SimpleNamespace
 
+import numpy as np
 import torch
-from mmdet.registry import HOOKS, OPTIM_WRAPPERS
 from mmengine.config import Config
 from mmengine.logging import MessageHub, MMLogger
 
-from common import (REPO, build_detector, describe, make_batches,
-                    make_parser, parse_args, ratio_table, time_steps)
+from common import (REPO, make_batches, make_parser, parse_args, ratio_table,
+                    time_steps)
 
-DETECTORS = dict(faster_rcnn='configs/balancers/faster_rcnn_r50_{}_voc.py',
-                 retinanet='configs/balancers/retinanet_r50_{}_voc.py')
-METHODS = ('dwa', 'dtp', 'guided', 'uncertainty', 'gradnorm', 'tdb',
-           'gradnorm_all')
-TARGETS = dict(dwa=1.01, dtp=1.01, guided=1.01, uncertainty=1.01,
-               gradnorm=1.25, tdb=1.25)
+sys.path.insert(0, osp.join(REPO, 'tests'))
+from _detectors import DETECTORS, _shrink  # noqa: E402
+from _helpers import _shrink_model  # noqa: E402
 
-
-def hook_cfg(detector, method):
-    cfg = Config.fromfile(osp.join(REPO, DETECTORS[detector].format(
-        'gradnorm' if method == 'gradnorm_all' else method)))
-    hook = copy.deepcopy(
-        cfg.default_hooks['gradnorm' if method == 'gradnorm_all' else method])
-    if method == 'gradnorm_all':
-        shared = ['backbone', 'neck'] + (
-            ['rpn_head.rpn_conv'] if detector == 'faster_rcnn' else [])
-        hook.signals = dict(grad_norm=dict(type='grad_norm',
-                                           shared_layer=shared))
-        hook.name = 'gradnorm_all'
-    return cfg, hook
+NUM_CLASSES = 5
+TARGETS = dict(alwa=1.01, dwa=1.01, dtp=1.01, guided=1.01, uncertainty=1.01,
+               gradnorm=1.25, tdb=1.25, gradnorm_pair=1.25, tdb_pair=1.25)
 
 
-def bench_detector(detector, args):
-    cfg, _ = hook_cfg(detector, 'dwa')
-    base = build_detector(cfg.model, args.depth, args.width, args.device, 5)
-    batches = make_batches(args.img_size, args.batch_size, args.iters, 5,
-                           args.boxes)
+def _pair(det):
+    cls, reg = det.pairs[0]
+    return dict(cls=det.losses[cls], reg=det.losses[reg])
+
+
+# method -> (rule config, losses of the detector, extra hook options)
+METHODS = dict(
+    alwa=lambda det: (dict(type='ALWA', variant=1, interval=100),
+                      _pair(det), {}),
+    guided=lambda det: (dict(type='GuidedLoss'), _pair(det), {}),
+    dwa=lambda det: (dict(type='DWA', tasks=tuple(det.losses)), det.losses,
+                     {}),
+    dtp=lambda det: (dict(type='DTP', tasks=tuple(det.losses)), det.losses,
+                     {}),
+    uncertainty=lambda det: (
+        dict(type='UncertaintyWeighting', tasks=tuple(det.losses)),
+        det.losses, dict(param_group=dict(weight_decay=0.0))),
+    gradnorm=lambda det: (dict(type='GradNorm', tasks=tuple(det.losses)),
+                          det.losses, {}),
+    tdb=lambda det: (dict(type='TDB', tasks=tuple(det.losses)), det.losses,
+                     {}),
+    # as the configs of configs/balancers/: the first cls/reg pair only,
+    # whose last shared layer is the RPN's conv (two-stage) or the neck
+    gradnorm_pair=lambda det: (dict(type='GradNorm'), _pair(det), {}),
+    tdb_pair=lambda det: (dict(type='TDB'), _pair(det), {}),
+)
+
+
+def _no_pretrained(cfg) -> None:
+    """Drop every ``init_cfg`` (no downloads; random weights time alike)."""
+    if isinstance(cfg, dict):
+        cfg.pop('init_cfg', None)
+        for value in cfg.values():
+            _no_pretrained(value)
+    elif isinstance(cfg, list):
+        for value in cfg:
+            _no_pretrained(value)
+
+
+def build_family(name: str, size: str) -> torch.nn.Module:
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    import mmdet_alwa  # noqa: F401
+    register_all_modules()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, f'{name}.py')
+        with open(path, 'w') as f:
+            f.write(f"_base_ = 'mmdet::{DETECTORS[name].config}'\n")
+        model = Config.fromfile(path).model
+    _no_pretrained(model)
+    if size == 'tiny':
+        _shrink_model(model)
+        _shrink(name, model)
+    torch.manual_seed(0)
+    return MODELS.build(model).train()
+
+
+def with_masks(batches):
+    """Box-shaped instance masks for Mask R-CNN."""
+    from mmdet.structures.mask import BitmapMasks
+    for batch in batches:
+        for sample in batch['data_samples']:
+            h, w = sample.metainfo['img_shape']
+            masks = np.zeros((len(sample.gt_instances), h, w), np.uint8)
+            for i, (x1, y1, x2, y2) in enumerate(
+                    sample.gt_instances.bboxes.int().tolist()):
+                masks[i, y1:y2, x1:x2] = 1
+            sample.gt_instances.masks = BitmapMasks(masks, h, w)
+    return batches
+
+
+def bench_family(name, methods, args):
+    from mmdet.registry import HOOKS, OPTIM_WRAPPERS
+    det = DETECTORS[name]
+    base = build_family(name, args.size).to(args.device)
+    batches = make_batches(args.img_size, args.batch_size, args.iters + 1,
+                           NUM_CLASSES, args.boxes)
+    if det.masks:
+        batches = with_masks(batches)
     logger = MMLogger.get_instance('bench_balancers', log_level='WARNING')
 
     def step(method, model):
         wrapper = OPTIM_WRAPPERS.build(dict(
             type='OptimWrapper', optimizer=torch.optim.SGD(
-                model.parameters(), lr=0.001, momentum=0.9)))
+                model.parameters(), lr=1e-4, momentum=0.9)))
         runner = SimpleNamespace(
             model=model, optim_wrapper=wrapper, iter=0, logger=logger,
-            message_hub=MessageHub.get_instance(f'bench_{detector}_{method}'))
+            message_hub=MessageHub.get_instance(f'bench_{name}_{method}'))
         hook = None
         if method != 'plain':
-            hook = HOOKS.build(hook_cfg(detector, method)[1])
+            rule, losses, extra = METHODS[method](det)
+            hook = HOOKS.build(dict(type='LossWeightingHook', name=method,
+                                    rule=rule, losses=losses, **extra))
             hook.before_run(runner)
 
         def run(k):
@@ -81,20 +153,38 @@ def bench_detector(detector, args):
         return run
 
     steps = {method: step(method, copy.deepcopy(base))
-             for method in ('plain', ) + METHODS}
+             for method in ('plain', ) + tuple(methods)}
     del base
     return time_steps(steps, args)
 
 
 def main(argv=None):
-    p = make_parser(__doc__, config=None, width=16, img_size=(192, 128),
-                    rounds=5, iters=3, warmup=1)
+    p = make_parser(__doc__, config=None, img_size=(960, 672), rounds=3,
+                    iters=1, warmup=1, boxes=4)
+    p.add_argument('--size', default='tiny', choices=('full', 'tiny'),
+                   help='full: the mmdet config as it is (R50-FPN...); '
+                        'tiny: shrunk as in tests/_detectors.py')
     p.add_argument('--detectors', nargs='+', default=list(DETECTORS),
                    choices=list(DETECTORS))
+    p.add_argument('--methods', nargs='+', default=list(METHODS),
+                   choices=list(METHODS))
     args = parse_args(p, argv)
-    results = {d: bench_detector(d, args) for d in args.detectors}
-    print(f'{describe(args)}; step time relative to plain mmdet (median '
-          'over rounds)\n')
+    if (args.depth, args.width) != (18, 64):
+        p.error('--depth/--width do not apply here: the detectors are '
+                'mmdet\'s configs at full size or shrunk (--size)')
+    results = {}
+    for family in args.detectors:
+        results[family] = bench_family(family, args.methods, args)
+        print(f'{family}: plain {1e3 * results[family].median("plain"):.0f} '
+              f'ms/step', flush=True)
+    w, h = args.img_size
+    size = 'at full size' if args.size == 'full' else \
+        'shrunk as in tests/_detectors.py'
+    print(f'\nmmdet 3.3.0 configs {size}, {w}x{h} px, '
+          f'batch {args.batch_size}, {args.boxes} boxes/img, {args.device}, '
+          f'{args.rounds} rounds x {args.iters} steps, interleaved, '
+          f'{args.clock} time; step time relative to plain mmdet (median '
+          f'over rounds)\n')
     print(ratio_table(results, 'plain', TARGETS))
     return 0
 

@@ -86,7 +86,7 @@ def _shrink_model(model: ConfigDict) -> None:
         backbone.update(depth=18, base_channels=TINY_WIDTH, init_cfg=None,
                         frozen_stages=-1)
         neck = model.get('neck')
-        if neck is not None and neck.get('type') == 'FPN':
+        if isinstance(neck, dict) and neck.get('type') == 'FPN':
             neck.in_channels = [TINY_WIDTH * 2**i for i in range(4)]
             neck.out_channels = TINY_FPN
     rpn = model.get('rpn_head')
@@ -95,7 +95,10 @@ def _shrink_model(model: ConfigDict) -> None:
     roi = model.get('roi_head')
     if roi is not None:
         roi.bbox_roi_extractor.out_channels = TINY_FPN
-        roi.bbox_head.update(in_channels=TINY_FPN, fc_out_channels=64,
+        heads = roi.bbox_head if isinstance(roi.bbox_head, list) \
+            else [roi.bbox_head]  # Cascade R-CNN: one per stage
+        for bbox_head in heads:
+            bbox_head.update(in_channels=TINY_FPN, fc_out_channels=64,
                              num_classes=num_classes)
     head = model.get('bbox_head')
     if head is not None:
@@ -106,7 +109,9 @@ def _shrink_model(model: ConfigDict) -> None:
             head.update(stacked_convs=1)
     train_cfg = model.get('train_cfg') or {}
     if 'rcnn' in train_cfg:
-        train_cfg.rcnn.sampler.num = 64
+        for rcnn in (train_cfg.rcnn if isinstance(train_cfg.rcnn, list)
+                     else [train_cfg.rcnn]):
+            rcnn.sampler.num = 64
     test_cfg = model.get('test_cfg') or {}
     if 'rpn' in test_cfg:
         test_cfg.rpn.update(nms_pre=200, max_per_img=100)

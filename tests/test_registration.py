@@ -52,8 +52,7 @@ def test_registered_in_mmdet(registry_name, module, name):
 def test_rules_and_signal_providers():
     assert set(RULES) == {'ALWA', 'DWA', 'DTP', 'GuidedLoss',
                           'UncertaintyWeighting', 'GradNorm', 'TDB'}
-    signals = importlib.import_module(
-        'mmdet_alwa.engine.hooks.balancer_signals')
+    signals = importlib.import_module('mmdet_alwa.engine.hooks.signals')
     assert SIGNAL_PROVIDERS['kpi'] is signals.KPIProvider
     assert SIGNAL_PROVIDERS['num_samples'] is signals.NumSamplesProvider
     assert SIGNAL_PROVIDERS['grad_norm'] is signals.GradNormProvider

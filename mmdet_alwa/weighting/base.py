@@ -77,6 +77,10 @@ class BaseWeighting(metaclass=ABCMeta):
 
     #: keyword arguments of :meth:`step` the rule needs besides the losses.
     required_signals: ClassVar[tuple] = ()
+    #: True: an iteration's weights depend on that iteration's own losses;
+    #: the glue then calls :meth:`prepare` with them (after the forward,
+    #: before backward) and only then :meth:`weight_loss`.
+    same_iteration: bool = False
 
     def __init__(self, tasks: Sequence[str] = ('cls', 'reg')) -> None:
         if isinstance(tasks, str) or not tasks or \
@@ -96,6 +100,7 @@ class BaseWeighting(metaclass=ABCMeta):
         """The weights to apply at the next iteration, one per task."""
 
     def step(self, raw_losses: Mapping[str, float],
+             nonfinite: Optional[Mapping[str, int]] = None,
              **signals: Mapping[str, float]) -> None:
         """Record one iteration's unweighted losses and update the weights.
 
@@ -103,10 +108,17 @@ class BaseWeighting(metaclass=ABCMeta):
             raw_losses: ``{task: loss}`` for every task of the rule. Values
                 may be python floats or 0-d tensors; non-finite values are
                 counted and not recorded.
+            nonfinite: ``{task: count}``, how many of the values that
+                ``raw_losses`` summarises were not finite (under DDP: the
+                ranks whose loss was NaN/inf; ``raw_losses`` is then the
+                mean of the others). Default: 1 for a non-finite value of
+                ``raw_losses``, else 0. ``num_nonfinite`` adds it up.
             **signals: the extra per-task inputs named in
                 :attr:`required_signals`.
         """
         self._check_keys('raw_losses', raw_losses)
+        if nonfinite is not None:
+            self._check_keys('nonfinite', nonfinite)
         missing = [s for s in self.required_signals if s not in signals]
         if missing:
             raise ValueError(
@@ -116,10 +128,17 @@ class BaseWeighting(metaclass=ABCMeta):
             value = float(raw_losses[task])
             if math.isfinite(value):
                 finite[task] = value
-            else:
+            if nonfinite is not None:
+                self.num_nonfinite[task] += int(nonfinite[task])
+            elif task not in finite:
                 self.num_nonfinite[task] += 1
         self.num_steps += 1
         self._update(finite, **signals)
+
+    def prepare(self, raw_losses: Mapping[str, float]) -> None:
+        """See this iteration's raw losses (NaN: not finite on any rank)
+        before its losses are weighted; only called when
+        :attr:`same_iteration` is True."""
 
     def weight_loss(self, task: str, loss: torch.Tensor) -> torch.Tensor:
         """Apply the current weight of ``task`` to a loss tensor.

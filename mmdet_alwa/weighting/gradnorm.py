@@ -34,14 +34,37 @@ class GradNorm(BaseWeighting):
     with :math:`p_i = 1` (GradNorm; TDB uses inverse task frequencies). The
     target :math:`\bar G r_i^\alpha` is a constant (Algorithm 1), so
     :math:`\partial L_{grad}/\partial w_i = p_i\,\mathrm{sign}(G_i - \bar G
-    r_i^\alpha)\,g_i`. One SGD step with learning rate ``lr`` updates the
-    weights, which are clamped at ``min_weight`` and renormalised to
-    :math:`\sum_i w_i = T`.
+    r_i^\alpha)\,g_i`. One gradient step updates the weights, which are
+    clamped at ``min_weight`` and renormalised to :math:`\sum_i w_i = T`.
 
-    :math:`L_i(0)` is the first finite loss of task :math:`i` (floored at
-    ``eps``). An iteration with a non-finite loss or gradient norm leaves the
-    weights unchanged (counted in ``num_skipped``); so the weights stay finite
-    and positive whatever the losses do.
+    Step size (scale-free by default). :math:`g_i` carries the scale of the
+    network's gradients, which differs by orders of magnitude between models
+    and heads (on a tiny Mask R-CNN the mask loss's is ~500x the RPN's), so a
+    fixed learning rate that suits one model swings the weights of another
+    from 1.7 to the clamp in one step. With ``lr_scale='grad_norm'`` (default) the step is
+    taken relative to the gradient-norm scale:
+
+    .. math::
+
+        w_i \leftarrow w_i - \eta\,p_i\,
+        \mathrm{sign}(G_i - \bar G r_i^\alpha)\,g_i / \bar g,
+        \qquad \bar g = \tfrac1T\textstyle\sum_j g_j
+
+    i.e. GradNorm's SGD step with the learning rate :math:`\eta/\bar g`;
+    with equal gradient norms a weight moves by :math:`\eta p_i`.
+    ``lr_scale='absolute'`` is the plain step :math:`\eta p_i\,\mathrm{sign}
+    \cdot g_i` (GradNorm's Algorithm 1 with SGD). Either way a step is
+    bounded: before renormalisation a weight changes by at most a factor
+    ``max_step_factor`` (default 2), so with the renormalisation a weight
+    falls by at most ``max_step_factor ** 2`` in one step.
+
+    :math:`L_i(0)` is the first finite, positive loss of task :math:`i`
+    (an iteration without positives can give a zero loss, which would make
+    :math:`\tilde L_i` infinite for the rest of the run); until every task
+    has one the weights keep their initial values. An iteration with a
+    non-finite loss or gradient norm leaves the weights unchanged (counted
+    in ``num_skipped``); so the weights stay finite and positive whatever the
+    losses do.
 
     Shapes: ``raw_losses`` and ``grad_norm`` are ``{task: float}``; the state
     is one weight and one initial loss per task.
@@ -49,21 +72,35 @@ class GradNorm(BaseWeighting):
     Args:
         tasks: names of the balanced losses.
         alpha (float): asymmetry :math:`\alpha \ge 0`. Default 1.5.
-        lr (float): learning rate of the weights. Default 0.025.
+        lr (float): learning rate :math:`\eta` of the weights. Default 0.025.
+        lr_scale (str): ``'grad_norm'`` (default, scale-free, see above) or
+            ``'absolute'``.
+        max_step_factor (float, optional): the largest factor by which one
+            step may change a weight before renormalisation (> 1); None: no
+            bound. Default 2.0.
         min_weight (float): lower clamp of a weight before renormalisation.
             Default 1e-3.
-        eps (float): floor of :math:`L_i(0)` and of the mean relative loss.
-            Default 1e-12.
+        eps (float): floor of the mean relative loss. Default 1e-12.
     """
 
     required_signals = ('grad_norm',)
+    LR_SCALES = ('grad_norm', 'absolute')
 
     def __init__(self, tasks: Sequence[str] = ('cls', 'reg'),
                  alpha: float = 1.5, lr: float = 0.025,
+                 lr_scale: str = 'grad_norm',
+                 max_step_factor: Optional[float] = 2.0,
                  min_weight: float = 1e-3, eps: float = 1e-12) -> None:
         super().__init__(tasks)
         self.alpha = check_range('alpha', alpha, 0, math.inf)
         self.lr = check_positive('lr', lr)
+        if lr_scale not in self.LR_SCALES:
+            raise ValueError(f'lr_scale must be one of {self.LR_SCALES}, '
+                             f'got {lr_scale!r}')
+        self.lr_scale = lr_scale
+        self.max_step_factor = None if max_step_factor is None else \
+            check_range('max_step_factor', max_step_factor, 1, math.inf,
+                        low_inclusive=False)
         self.min_weight = check_range('min_weight', min_weight, 0, 1,
                                       low_inclusive=False)
         self.eps = check_positive('eps', eps)
@@ -86,30 +123,39 @@ class GradNorm(BaseWeighting):
                 **signals) -> None:
         self._check_keys('grad_norm', grad_norm)
         for task, value in losses.items():
-            if self.initial_loss[task] is None:
-                self.initial_loss[task] = max(value, self.eps)
+            if self.initial_loss[task] is None and value > 0:
+                self.initial_loss[task] = value
         norms = {t: float(grad_norm[t]) for t in self.tasks}
         penalties = self._penalties(**signals)
-        if len(losses) != len(self.tasks) or penalties is None or not all(
+        if len(losses) != len(self.tasks) or penalties is None or any(
+                v is None for v in self.initial_loss.values()) or not all(
                 math.isfinite(g) and g >= 0 for g in norms.values()):
             self.num_skipped += 1
             return
         num = len(self.tasks)
+        mean_norm = math.fsum(norms.values()) / num
+        if mean_norm <= 0:  # no task has a gradient at W: nothing to balance
+            self.num_skipped += 1
+            return
         rel = {t: losses[t] / self.initial_loss[t] for t in self.tasks}
         mean_rel = max(math.fsum(rel.values()) / num, self.eps)
         big_g = {t: self._weights[t] * norms[t] for t in self.tasks}
         mean_g = math.fsum(big_g.values()) / num
+        scale = mean_norm if self.lr_scale == 'grad_norm' else 1.0
         grad_loss, new = 0.0, {}
         for t in self.tasks:
             # r_i^alpha in log space: a loss jump of 1e6 cannot overflow
-            log_target = math.log(mean_g) + self.alpha * math.log(
-                max(rel[t] / mean_rel, self.eps)) if mean_g > 0 else -math.inf
-            target = math.exp(min(log_target, 700.0))
+            log_r = math.log(max(rel[t] / mean_rel, self.eps))
+            target = mean_g * math.exp(min(self.alpha * log_r, 300.0))
             diff = big_g[t] - target
             grad_loss += penalties[t] * abs(diff)
             sign = (diff > 0) - (diff < 0)
-            new[t] = max(self._weights[t] - self.lr * penalties[t] * sign *
-                         norms[t], self.min_weight)
+            w = self._weights[t]
+            step = w - self.lr * penalties[t] * sign * norms[t] / scale
+            if self.max_step_factor is not None:
+                step = min(max(step, w / self.max_step_factor),
+                           w * self.max_step_factor)
+            new[t] = max(step, self.min_weight)
         if not all(math.isfinite(w) for w in new.values()):
             self.num_skipped += 1
             return

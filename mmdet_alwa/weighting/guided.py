@@ -5,7 +5,7 @@ Necessary in Training Deep Object Detectors?" (Sampling-Free), IEEE TIP 30,
 2021, pp. 8454-8467, arXiv:1909.04868, Sec. 3.3.
 """
 import math
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from .registry import register_rule
 from .base import BaseWeighting, check_int, check_positive
@@ -18,12 +18,16 @@ class GuidedLoss(BaseWeighting):
     r"""Guided Loss: scale the classification loss to the regression loss.
 
     With the classification task :math:`c` (``tasks[0]``) and the regression
-    task :math:`r` (``tasks[1]``) the loss is
-    :math:`L = w\,L_c + L_r`, with the detached ratio
+    task :math:`r` (``tasks[1]``) the loss of iteration :math:`t` is
+    :math:`L(t) = w(t)\,L_c(t) + L_r(t)` with the detached ratio
 
     .. math::
 
-        w(t) = \rho(t-1), \qquad \rho(t) = L_r(t) / L_c(t)
+        w(t) = \rho(t) = L_r(t) / L_c(t)
+
+    so the weighted classification loss equals the regression loss in value
+    while its gradient is that of :math:`L_c` scaled by :math:`\rho(t)`
+    (Chen et al., Sec. 3.3: the ratio of the same iteration).
 
     - ``mode='rpn'`` (the paper's RPN form): :math:`w` follows the ratio every
       iteration.
@@ -32,18 +36,25 @@ class GuidedLoss(BaseWeighting):
       frozen at the mean of the ``warmup`` ratios,
       :math:`w = \frac1{n}\sum_{t<n}\rho(t)`.
 
+    Same iteration (default): the glue calls :meth:`prepare` with the
+    iteration's raw losses once both exist (after the detector's loss
+    forward, before backward), then weights the classification loss.
+    ``lagged=True`` is the older form of mmdet_alwa, :math:`w(t) =
+    \rho(t-1)` (the first iteration uses :math:`w = 1`), which needs no
+    hook on the whole loss dict; with noisy losses the weighted
+    classification loss then misses the regression loss by the noise of two
+    iterations.
+
     Variant: the ratio-only Guided Loss of the paper. The authors' one-stage
     code additionally learns uncertainty weights on top of it; that part is not
     included (use :class:`UncertaintyWeighting` for learned weights).
 
-    Differences forced by the rule interface: the ratio of iteration
-    :math:`t-1` weights iteration :math:`t` (the classification loss is weighted
-    before the regression loss of the same iteration exists), and under DDP
-    :math:`\rho` is the ratio of the rank-averaged losses, so every rank uses
-    the same :math:`w`. The first iteration uses :math:`w = 1`. An iteration
-    whose losses are non-finite, or whose :math:`L_c \le` ``eps``, leaves
-    :math:`w` unchanged and does not count towards the warm-up (the paper's
-    "nan" on Libra R-CNN cannot come from the ratio).
+    Under DDP :math:`\rho` is the ratio of the rank-averaged losses (for the
+    RetinaNet warm-up the authors average over GPUs too), so every rank uses
+    the same :math:`w`. An iteration whose losses are non-finite, or whose
+    :math:`L_c \le` ``eps``, leaves :math:`w` at its last value and does not
+    count towards the warm-up (the paper's "nan" on Libra R-CNN cannot come
+    from the ratio).
 
     Shapes: two scalar losses per iteration; the state is python floats.
 
@@ -53,14 +64,21 @@ class GuidedLoss(BaseWeighting):
         warmup (int): warm-up iterations of the one-stage form. Default 100.
         eps (float): smallest classification loss used for a ratio.
             Default 1e-12.
+        lagged (bool): weight iteration :math:`t` with
+            :math:`\rho(t-1)`. Default False (the paper's same-iteration
+            ratio).
     """
 
     MODES = ('rpn', 'one_stage')
 
     def __init__(self, tasks: Sequence[str] = ('cls', 'reg'),
                  mode: str = 'rpn', warmup: int = 100,
-                 eps: float = 1e-12) -> None:
+                 eps: float = 1e-12, lagged: bool = False) -> None:
         super().__init__(tasks)
+        if not isinstance(lagged, bool):
+            raise ValueError(f'lagged must be a bool, got {lagged!r}')
+        self.lagged = lagged
+        self.same_iteration = not lagged
         if len(self.tasks) != 2:
             raise ValueError(f'tasks must be (classification, regression), '
                              f'got {self.tasks!r}')
@@ -79,14 +97,26 @@ class GuidedLoss(BaseWeighting):
         cls_task, reg_task = self.tasks
         return {cls_task: self.ratio, reg_task: 1.0}
 
+    def _ratio(self, losses: Mapping[str, float]) -> Optional[float]:
+        """:math:`L_r / L_c`, or None if it cannot be used."""
+        cls_task, reg_task = self.tasks
+        cls, reg = float(losses[cls_task]), float(losses[reg_task])
+        if not (math.isfinite(cls) and math.isfinite(reg)) or cls <= self.eps:
+            return None
+        ratio = reg / cls
+        return ratio if math.isfinite(ratio) else None
+
+    def prepare(self, raw_losses: Mapping[str, float]) -> None:
+        self._check_keys('raw_losses', raw_losses)
+        ratio = None if self.frozen else self._ratio(raw_losses)
+        if ratio is not None:
+            self.ratio = ratio
+
     def _update(self, losses: Dict[str, float], **signals) -> None:
         if self.frozen or len(losses) != 2:
             return
-        cls_task, reg_task = self.tasks
-        if losses[cls_task] <= self.eps:
-            return
-        ratio = losses[reg_task] / losses[cls_task]
-        if not math.isfinite(ratio):
+        ratio = self._ratio(losses)
+        if ratio is None:
             return
         self.ratio = ratio
         if self.mode == 'one_stage':

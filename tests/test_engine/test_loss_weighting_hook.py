@@ -263,6 +263,8 @@ def test_head_prefixes_every_loss_path(tiny_data, tmp_path):
           signals=dict(kpi=dict(type='kpi'))), 'not required'),
     *[(dict(rule=dict(type='ALWA'), losses=dict(cls='a', reg='b'),
             head=head), 'head') for head in ('', 3)],
+    (dict(rule=dict(type='ALWA'), losses=dict(cls='a', reg='b'),
+          restore_on_load_from='yes'), 'restore_on_load_from'),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -282,7 +284,7 @@ def test_passes_through_outside_training(tiny_data, tmp_path):
     hook.before_train_iter(None, 0)
     assert model.rpn_head.loss_cls(x, label) == pytest.approx(
         0.5 * expected.item())
-    hook._active = False  # what after_train_iter does first
+    hook.taps.active = False  # what after_train_iter does first
     assert model.rpn_head.loss_cls(x, label) == expected
     hook.after_run(None)
     hook.before_train_iter(None, 0)

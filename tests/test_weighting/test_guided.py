@@ -17,6 +17,59 @@ def test_rpn_form_follows_ratio():
         assert rule.weights == dict(cls=reg / cls, reg=1.0)
 
 
+def paper_loop(losses):
+    """Chen et al.'s RPN Guided Loss transcribed: at each iteration the
+    objectness loss is multiplied by the detached ratio L_reg / L_cls of the
+    same iteration; returns the factor of each iteration."""
+    factors = []
+    for cls, reg in losses:
+        ratio = reg / cls              # .detach() in the authors' code
+        total = ratio * cls + reg      # the loss back-propagated
+        assert total == pytest.approx(2 * reg)
+        factors.append(ratio)
+    return factors
+
+
+@pytest.mark.parametrize('mode', ['rpn', 'one_stage'])
+def test_same_iteration_matches_the_paper(mode):
+    rng = np.random.default_rng(3)
+    losses = rng.uniform(0.1, 2.0, size=(8, 2))
+    rule = GuidedLoss(mode=mode, warmup=20)
+    assert rule.same_iteration
+    got = []
+    for cls, reg in losses:
+        rule.prepare(dict(cls=cls, reg=reg))   # the glue, before backward
+        got.append(rule.weights['cls'])
+        rule.step(dict(cls=cls, reg=reg))
+    assert got == pytest.approx(paper_loop(losses), rel=1e-15)
+
+
+def test_lagged_form_uses_previous_ratio():
+    losses = [(2.0, 1.0), (1.0, 3.0), (4.0, 1.0)]
+    rule = GuidedLoss(lagged=True)
+    assert not rule.same_iteration
+    got = []
+    for cls, reg in losses:
+        got.append(rule.weights['cls'])
+        rule.step(dict(cls=cls, reg=reg))
+    assert got == [1.0, 0.5, 3.0]
+
+
+def test_prepare_guards_and_frozen():
+    rule = GuidedLoss(mode='one_stage', warmup=1)
+    rule.prepare(dict(cls=2.0, reg=1.0))
+    assert rule.weights['cls'] == 0.5
+    for bad in [dict(cls=0.0, reg=1.0), dict(cls=math.nan, reg=1.0)]:
+        rule.prepare(bad)  # keeps the last usable ratio
+        assert rule.weights['cls'] == 0.5
+    rule.step(dict(cls=2.0, reg=1.0))
+    assert rule.frozen
+    rule.prepare(dict(cls=1.0, reg=5.0))
+    assert rule.weights['cls'] == 0.5
+    with pytest.raises(ValueError, match='raw_losses'):
+        rule.prepare(dict(cls=1.0))
+
+
 def test_one_stage_form_freezes_mean_of_warmup():
     rng = np.random.default_rng(1)
     losses = rng.uniform(0.1, 2.0, size=(12, 2))
@@ -61,7 +114,7 @@ def test_state_dict_round_trip():
 
 @pytest.mark.parametrize('kw', [dict(mode='two_stage'), dict(warmup=0),
                                 dict(tasks=('cls', 'reg', 'x')),
-                                dict(eps=0)])
+                                dict(eps=0), dict(lagged=1)])
 def test_bad_args(kw):
     with pytest.raises(ValueError):
         GuidedLoss(**kw)

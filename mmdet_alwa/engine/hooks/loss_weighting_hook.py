@@ -1,88 +1,74 @@
 """``LossWeightingHook``: attach any balancing rule of
 :mod:`mmdet_alwa.weighting` to named loss modules of any mmdet detector.
 
-Usage (one ``default_hooks`` entry keyed by its name, so that a child config
-changes one knob with one line, e.g. ``default_hooks =
-dict(alwa=dict(rule=dict(interval=50)))``; the model config is left
-untouched)::
+Usage (one ``default_hooks`` entry, keyed by the hook's name; the model
+config is left untouched)::
 
     custom_imports = dict(imports=['mmdet_alwa'], allow_failed_imports=False)
-    default_hooks = dict(
-        alwa=dict(type='LossWeightingHook', name='alwa',
-                  rule=dict(type='ALWA', variant=1, interval=100),
-                  head='rpn_head',
-                  losses=dict(cls='loss_cls', reg='loss_bbox')))
+    default_hooks = dict(alwa=dict(
+        type='LossWeightingHook', name='alwa',
+        rule=dict(type='ALWA', variant=1, interval=100, init_weight=1.0),
+        head='rpn_head', losses=dict(cls='loss_cls', reg='loss_bbox')))
 
-How it works. In ``before_run`` the dotted paths of ``losses`` are resolved
-on the unwrapped detector (a task may name several modules; their outputs are
-summed) and a forward hook is registered on each loss module. During a
-training iteration that hook (a) keeps the output, so that the task's *raw*
-loss of the iteration is the sum over all calls (dense heads call their
-losses once per FPN level), and (b) returns ``rule.weight_loss(task,
-output)``, so the weighted loss is what mmdet sums and back-propagates (and
-what its log shows as ``loss_rpn_cls``...). "Raw" is the loss module's output,
-i.e. its own ``loss_weight`` included. Nothing in the model or loss config
-changes, so heads keep reading ``use_sigmoid``/``custom_cls_channels`` and the
-detector's ``state_dict`` is that of plain mmdet. Outside training iterations
-(validation, test, inference) the hooks pass outputs through unchanged.
+How it works (each mechanism lives in one module of
+:mod:`.loss_weighting`):
 
-In ``after_train_iter`` the raw totals (and signals) are all-reduced across
-ranks (mean over the ranks whose value is finite; NaN if none is), then
-``rule.step(raw, **signals)`` runs, so every rank's rule sees the same
-stream and holds the same weights. ``rule.log_scalars()`` and the reduced raw
-losses go to the message hub as ``train/<name>/<key>`` (text log,
-``vis_data/scalars.json``, TensorBoard).
+* loss taps (:mod:`.loss_weighting.taps`): in ``before_run`` the dotted
+  paths of ``losses`` are resolved on the unwrapped detector (a task may name
+  several modules; their outputs are summed) and forward hooks weight each
+  loss module's output with ``rule.weight_loss``, so the weighted loss is
+  what mmdet sums, logs (``loss_rpn_cls``...) and back-propagates. "Raw" is
+  the loss module's output, its own ``loss_weight`` included. Nothing in the
+  model or loss config changes, so the detector's ``state_dict`` is that of
+  plain mmdet. Outside training iterations the outputs pass unchanged. Rules
+  that weight an iteration by its own losses (``rule.same_iteration``,
+  Guided Loss) are weighted once every loss exists, from the rank-averaged
+  raw losses (``rule.prepare``).
+* the param group (:mod:`.loss_weighting.param_group`): ``rule.parameters()``
+  (learnable weights) become an extra param group (``param_group`` options)
+  of the runner's optimizer, which follows the runner's parameter schedulers
+  exactly as if it had been there when they were built.
+* the finite all-reduce (:mod:`.loss_weighting.reduce`): in
+  ``after_train_iter`` the raw totals and signals are averaged over the ranks
+  where they are finite, and the number of ranks where a loss was not is
+  counted by the rule (``nonfinite_<task>``), so every rank's rule sees the
+  same stream and holds the same state.
+* logging (:mod:`.loss_weighting.scalars`): ``rule.log_scalars()``, the
+  reduced raw losses and the param group's lr as ``train/<name>/<key>``.
+* checkpoints (:mod:`.loss_weighting.state`): the rule state is saved in
+  every checkpoint and restored on resume only (as mmengine's ``EMAHook``);
+  ``restore_on_load_from=True`` restores it on ``load_from`` too.
 
-Extension points for other rules:
+Extension points for other rules: ``rule.regularizer()`` is added once per
+iteration to the detector's loss dict as ``loss_<name>_regularizer``;
+``rule.required_signals`` get one signal provider each, from
+``SIGNAL_PROVIDERS`` (see :mod:`.signals`).
 
-* ``rule.parameters()`` (learnable weights): added in ``before_run`` as an
-  extra param group (``param_group`` options) of the runner's optimizer,
-  before a resume loads the optimizer state; their gradients are averaged
-  across DDP ranks during backward (they live outside the DDP module).
-* ``rule.regularizer()``: added once per training iteration to the detector's
-  loss dict as ``loss_<name>_regularizer`` by a forward hook on the detector,
-  which runs after ``forward(mode='loss')`` returns and before backward.
-* ``rule.required_signals``: one :class:`~.signals.SignalProvider` per name,
-  from ``SIGNAL_PROVIDERS`` (see :mod:`.signals` for the protocol).
-* ``rule.weight_loss``: rules whose weighting is not a plain factor override
-  it; the hook only calls it.
+Several hooks may weight different loss modules of one detector (e.g. ALWA
+on the RPN and on the RoI head, named ``alwa_rpn`` and ``alwa_roi``); a loss
+module named by two hooks, or two hooks of one name, is a ``ValueError``.
 
-Checkpoints: ``before_save_checkpoint`` stores ``rule.state_dict()`` under
-``checkpoint['mmdet_alwa'][name]``; ``after_load_checkpoint`` (resume and
-``load_from``) restores it when present, else warns and starts fresh.
-
-Priority ``NORMAL`` (50): ``after_train_iter`` must run before ``LoggerHook``
-(``BELOW_NORMAL``) so that this iteration's scalars are logged, and before
-``CheckpointHook`` (``VERY_LOW``) so that a checkpoint saved at iteration i
-holds the rule state after step i (exact resume).
+Note:
+    Priority ``NORMAL`` (50): ``after_train_iter`` must run before
+    ``LoggerHook`` (``BELOW_NORMAL``) so that this iteration's scalars are
+    logged, and before ``CheckpointHook`` (``VERY_LOW``) so that a checkpoint
+    saved at iteration i holds the rule state after step i (exact resume).
 """
-import logging
-import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
-from mmengine import dist
 from mmengine.hooks import Hook
-from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.optim import OptimWrapper
-from torch import nn
 
 from mmdet.registry import HOOKS
 from mmdet_alwa.weighting import BaseWeighting, build_rule
 
+from .loss_weighting import (CHECKPOINT_KEY, LossTaps, RuleCheckpoint,
+                             RuleLog, add_rule_param_group, find_param_group,
+                             reduce_finite_mean)
 from .signals import SignalProvider, build_signal_provider
 
 __all__ = ['LossWeightingHook', 'CHECKPOINT_KEY']
-
-#: checkpoint[CHECKPOINT_KEY][name] holds a hook's rule state
-CHECKPOINT_KEY = 'mmdet_alwa'
-
-
-def _loss_module_names(model: nn.Module) -> List[str]:
-    return [n for n, m in model.named_modules()
-            if n and (type(m).__name__.endswith('Loss')
-                      or n.rsplit('.', 1)[-1].startswith('loss'))]
 
 
 @HOOKS.register_module()
@@ -93,22 +79,24 @@ class LossWeightingHook(Hook):
         rule (dict): the rule's config, e.g. ``dict(type='ALWA', variant=1)``
             (see :data:`mmdet_alwa.weighting.RULES`).
         losses (dict): ``{task: path or [paths]}``: the dotted module paths
-            (on the unwrapped detector, or relative to ``head``) of each
+            (on the unwrapped detector, below ``head`` if given) of each
             task's loss modules; the keys must be the rule's tasks, e.g.
             ``dict(cls='rpn_head.loss_cls', reg='rpn_head.loss_bbox')``.
         name (str, optional): the prefix of the logged scalars and the key of
             the checkpointed state. Default: the rule type in lower case.
             Two hooks on one runner need different names.
+        head (str, optional): a module path joined before every path of
+            ``losses`` (``head='rpn_head'``, ``losses=dict(cls='loss_cls')``
+            names ``rpn_head.loss_cls``). Default: none, absolute paths.
         signals (dict, optional): ``{signal: provider config}`` for the
             rule's ``required_signals``; default ``dict(type=signal)``.
         param_group (dict, optional): optimizer options of the param group
             of a rule with learnable parameters (e.g. ``dict(lr=0.025,
-            weight_decay=0.0)``); default: the optimizer's defaults.
-        head (str, optional): a module path joined before every path of
-            ``losses``, e.g. ``head='rpn_head'`` with
-            ``losses=dict(cls='loss_cls', reg='loss_bbox')``, so that a
-            child config moves the hook to another head with one line.
-            Default: None (the paths of ``losses`` are absolute).
+            weight_decay=0.0)``); default: the optimizer's defaults. The
+            runner's parameter schedulers act on it as on the model's groups.
+        restore_on_load_from (bool): also restore the rule state from a
+            checkpoint given by ``load_from`` without resume (a fine-tune).
+            Default False: only a resume restores it.
     """
 
     priority = 'NORMAL'
@@ -117,9 +105,10 @@ class LossWeightingHook(Hook):
                  rule: Mapping[str, Any],
                  losses: Mapping[str, Union[str, Sequence[str]]],
                  name: Optional[str] = None,
+                 head: Optional[str] = None,
                  signals: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  param_group: Optional[Mapping[str, Any]] = None,
-                 head: Optional[str] = None) -> None:
+                 restore_on_load_from: bool = False) -> None:
         if not isinstance(rule, Mapping) or 'type' not in rule:
             raise ValueError(
                 f'rule must be a dict with a "type", got {rule!r}')
@@ -129,7 +118,11 @@ class LossWeightingHook(Hook):
             raise ValueError(f'name must be a non-empty string without "/", '
                              f'got {name!r}')
         self.name = name
-        self.loss_paths = self._check_losses(losses, head)
+        if head is not None and (not isinstance(head, str) or not head):
+            raise ValueError(f'head must be a module path or None, '
+                             f'got {head!r}')
+        self.head = head
+        self.loss_paths = self._check_losses(losses)
         signals = dict(signals or {})
         unknown = set(signals) - set(self.rule.required_signals)
         if unknown:
@@ -144,20 +137,14 @@ class LossWeightingHook(Hook):
             raise ValueError(
                 f'param_group must be a dict, got {param_group!r}')
         self.param_group = dict(param_group or {})
-        self._handles: List[Any] = []
-        self._outputs: Dict[str, List[torch.Tensor]] = {
-            t: [] for t in self.rule.tasks}
-        self._active = False
+        self.taps = LossTaps(name, self.rule, self.loss_paths)
+        self.log = RuleLog(name)
+        self.checkpoint = RuleCheckpoint(name, restore_on_load_from)
+        self._optimizer: Optional[torch.optim.Optimizer] = None
+        self._device = torch.device('cpu')
         self._attached = False
-        self._last_weights: Optional[Dict[str, float]] = None
 
-    def _check_losses(self, losses,
-                      head: Optional[str] = None) -> Dict[str, List[str]]:
-        if head is not None and not (
-                isinstance(head, str) and head
-                and all(head.split('.'))):
-            raise ValueError(f'head must be a dotted module path such as '
-                             f'"rpn_head" or None, got {head!r}')
+    def _check_losses(self, losses) -> Dict[str, List[str]]:
         if not isinstance(losses, Mapping):
             raise ValueError(f'losses must be a dict task -> module path, '
                              f'got {losses!r}')
@@ -173,131 +160,62 @@ class LossWeightingHook(Hook):
             if not value or not all(isinstance(p, str) and p for p in value):
                 raise ValueError(f'losses[{task!r}] must be a module path or '
                                  f'a list of them, got {losses[task]!r}')
-            paths[task] = value if head is None else [
-                f'{head}.{p}' for p in value]
+            paths[task] = [p if self.head is None else f'{self.head}.{p}'
+                           for p in value]
         return paths
 
     # ------------------------------------------------------------ set-up
     def before_run(self, runner) -> None:
         if self._attached:  # train() then test() call before_run twice
             return
+        for other in getattr(runner, 'hooks', []):
+            if isinstance(other, LossWeightingHook) and other is not self \
+                    and other.name == self.name:
+                raise ValueError(
+                    f'two LossWeightingHooks are named {self.name!r}; give '
+                    f'each its own name (the key of its logs and state)')
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model
-        loss_modules = self._resolve(model)
-        for task, modules in loss_modules.items():
-            for module in modules:
-                self._handles.append(module.register_forward_hook(
-                    self._make_loss_hook(task)))
-        self._handles.append(model.register_forward_hook(self._detector_hook))
+        self._device = next(model.parameters()).device
+        loss_modules = self.taps.attach(model, self._on_losses)
         for provider in self.providers.values():
             provider.attach(model, loss_modules)
-        self._add_parameters(runner, model)
+        params = list(self.rule.parameters())
+        if params:
+            self._optimizer = add_rule_param_group(
+                runner, params, self.param_group, self._device,
+                f'{type(self).__name__}({self.name}) (rule '
+                f'{type(self.rule).__name__})')
         self._attached = True
 
-    def _resolve(self, model: nn.Module) -> Dict[str, List[nn.Module]]:
-        resolved, seen = {}, {}
-        for task, paths in self.loss_paths.items():
-            resolved[task] = []
-            for path in paths:
-                try:
-                    module = model.get_submodule(path)
-                except AttributeError:
-                    module = None
-                if module is None:
-                    raise ValueError(
-                        f'{type(self).__name__}({self.name}): '
-                        f'losses[{task!r}] = {path!r} is not a module of '
-                        f'{type(model).__name__}; its loss modules are: '
-                        f'{_loss_module_names(model)}')
-                if id(module) in seen:
-                    raise ValueError(f'loss module {path!r} is named twice '
-                                     f'(also as {seen[id(module)]!r})')
-                seen[id(module)] = path
-                resolved[task].append(module)
-        return resolved
-
-    def _add_parameters(self, runner, model: nn.Module) -> None:
-        params = list(self.rule.parameters())
-        if not params:
-            return
-        optim_wrapper = runner.optim_wrapper
-        if not isinstance(optim_wrapper, OptimWrapper):
-            if isinstance(optim_wrapper, Mapping):  # val/test: no optimizer
-                return
-            raise ValueError(
-                f'rule {type(self.rule).__name__} has learnable parameters; '
-                f'{type(self).__name__} needs a single OptimWrapper, got '
-                f'{type(optim_wrapper).__name__}')
-        device = next(model.parameters()).device
-        for p in params:
-            p.data = p.data.to(device)
-            if dist.get_world_size() > 1:
-                p.register_post_accumulate_grad_hook(self._average_grad)
-        group = dict(self.param_group, params=params)
-        optimizer = optim_wrapper.optimizer
-        optimizer.add_param_group(group)
-        # param schedulers read initial_<x> of every group
-        new = optimizer.param_groups[-1]
-        for key in optimizer.param_groups[0]:
-            if key.startswith('initial_') and key[8:] in new:
-                new.setdefault(key, new[key[8:]])
-
-    @staticmethod
-    def _average_grad(param: torch.Tensor) -> None:
-        dist.all_reduce(param.grad, op='mean')
-
-    # -------------------------------------------------------- the forward
-    def _make_loss_hook(self, task: str):
-
-        def hook(module, args, output):
-            if not self._active:
-                return None
-            if not isinstance(output, torch.Tensor):
-                raise TypeError(
-                    f'{type(self).__name__}({self.name}): the loss module of '
-                    f'task {task!r} ({type(module).__name__}) returned '
-                    f'{type(output).__name__}, expected a tensor')
-            self._outputs[task].append(output)
-            return self.rule.weight_loss(task, output)
-
-        return hook
-
-    def _detector_hook(self, module, args, output):
-        if not (self._active and isinstance(output, dict)):
-            return None
-        if self.providers:
-            raw = {t: self._raw_sum(t) for t in self.rule.tasks}
-            for provider in self.providers.values():
-                provider.on_losses(raw, self.rule)
+    def _on_losses(self, output: dict,
+                   raw: Dict[str, Optional[torch.Tensor]]) -> None:
+        """The detector hook: after the loss forward, before backward."""
+        if self.rule.same_iteration:
+            values = [torch.nan if raw[t] is None else raw[t].detach()
+                      for t in self.rule.tasks]
+            mean = reduce_finite_mean(values, self._device).mean
+            self.rule.prepare(dict(zip(self.rule.tasks, mean)))
+            self.taps.weight_in_dict(output)
+        for provider in self.providers.values():
+            provider.on_losses(raw, self.rule)
         reg = self.rule.regularizer()
         if reg is not None:
             output[f'loss_{self.name}_regularizer'] = reg
-        return output
-
-    def _raw_sum(self, task: str) -> Optional[torch.Tensor]:
-        outputs = self._outputs[task]
-        if not outputs:
-            return None
-        return torch.stack([o.sum().float() for o in outputs]).sum()
 
     # -------------------------------------------------------- per iteration
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        for outputs in self._outputs.values():
-            outputs.clear()
+        self.taps.start()
         for provider in self.providers.values():
             provider.reset()
-        self._active = True
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
-        self._active = False
         tasks = self.rule.tasks
-        values = []
-        for task in tasks:
-            total = self._raw_sum(task)
-            values.append(math.nan if total is None else total.detach())
-            self._outputs[task].clear()
+        raw_totals = self.taps.stop()
+        values: List[Any] = [torch.nan if raw_totals[t] is None
+                             else raw_totals[t] for t in tasks]
         signals = {s: p.collect() for s, p in self.providers.items()}
         for name, signal in signals.items():
             missing = set(tasks) - set(signal)
@@ -305,66 +223,29 @@ class LossWeightingHook(Hook):
                 raise ValueError(f'signal provider {name!r} returned no value '
                                  f'for tasks {sorted(missing)}')
             values.extend(signal[t] for t in tasks)
-        reduced = self._reduce_mean(values, runner)
+        reduced = reduce_finite_mean(values, self._device)
         n = len(tasks)
-        raw = dict(zip(tasks, reduced[:n]))
+        raw = dict(zip(tasks, reduced.mean[:n]))
         step_signals = {
-            name: dict(zip(tasks, reduced[n * (i + 1):n * (i + 2)]))
+            name: dict(zip(tasks, reduced.mean[n * (i + 1):n * (i + 2)]))
             for i, name in enumerate(signals)}
-        self.rule.step(raw, **step_signals)
-        self._log(runner, raw)
-
-    @staticmethod
-    def _reduce_mean(values: List[Any], runner) -> List[float]:
-        """Mean over ranks of the finite values (NaN where none is)."""
-        device = next(iter(runner.model.parameters())).device
-        data = torch.stack([
-            torch.as_tensor(v, dtype=torch.float64, device=device).reshape(())
-            for v in values])
-        finite = torch.isfinite(data)
-        stacked = torch.stack([torch.where(finite, data, 0.0),
-                               finite.to(torch.float64)])
-        dist.all_reduce(stacked, op='sum')
-        total, count = stacked.tolist()
-        return [t / c if c > 0 else math.nan for t, c in zip(total, count)]
-
-    def _log(self, runner, raw: Dict[str, float]) -> None:
-        hub = runner.message_hub
-        prefix = f'train/{self.name}/'
-        for key, value in self.rule.log_scalars().items():
-            hub.update_scalar(prefix + key, value)
-        for task, value in raw.items():
-            if math.isfinite(value):
-                hub.update_scalar(f'{prefix}raw_{task}', value)
-        weights = self.rule.weights
-        if weights != self._last_weights:
-            if self._last_weights is not None:
-                runner.logger.info(
-                    f'{self.name}: weights after iter {runner.iter + 1}: ' +
-                    ', '.join(f'{t}={w:.6g}' for t, w in weights.items()))
-            self._last_weights = dict(weights)
+        self.rule.step(raw, nonfinite=dict(zip(tasks,
+                                               reduced.num_nonfinite[:n])),
+                       **step_signals)
+        group = None if self._optimizer is None else find_param_group(
+            self._optimizer, self.rule.parameters()[0])
+        self.log.log(runner, self.rule, raw, group)
 
     def after_run(self, runner) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        self.taps.detach()
         for provider in self.providers.values():
             provider.detach()
         self._attached = False
 
     # ---------------------------------------------------------- checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint.setdefault(CHECKPOINT_KEY, {})[self.name] = \
-            self.rule.state_dict()
+        self.checkpoint.save(self.rule, checkpoint)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = checkpoint.get(CHECKPOINT_KEY, {}).get(self.name)
-        if state is None:
-            print_log(
-                f'{type(self).__name__}: the checkpoint has no state for '
-                f'{self.name!r} (trained without it, or by an older '
-                f'version); the rule starts fresh', logger='current',
-                level=logging.WARNING)
-            return
-        self.rule.load_state_dict(state)
-        self._last_weights = dict(self.rule.weights)
+        if self.checkpoint.load(runner, self.rule, checkpoint):
+            self.log.reset(self.rule)

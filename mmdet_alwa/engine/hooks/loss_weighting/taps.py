@@ -1,0 +1,189 @@
+"""Loss taps: the forward hooks through which a rule sees and weights the
+raw losses of a detector.
+
+One forward hook per loss module keeps the module's output (a task's raw
+loss of an iteration is the sum over all calls: dense heads call their
+losses once per FPN level) and returns the weighted output, so the weighted
+loss is what mmdet sums, logs and back-propagates. A forward hook on the
+detector runs after ``forward(mode='loss')`` returns and before backward;
+it hands the raw totals to the hook (signal providers, regularizer).
+
+Rules with ``same_iteration=True`` (Guided Loss) need this iteration's raw
+losses before any loss is weighted: their loss taps pass the outputs
+through, and the detector hook, once every loss exists, replaces each
+output in the returned loss dict by its weighted value. An output the dict
+holds only in a derived form (Cascade R-CNN multiplies each stage's losses
+by a stage weight) cannot be replaced; for those the difference
+``weight_loss(task, out) - out`` is added to the dict as
+``loss_<name>_<task>_same_iter``, which gives the same total and gradient.
+
+A loss module is weighted by one hook at most: a second hook naming it is a
+``ValueError`` (the claims are released in :meth:`LossTaps.detach`).
+"""
+import weakref
+from typing import Callable, Dict, List, Mapping, Optional
+
+import torch
+from torch import nn
+
+__all__ = ['LossTaps', 'loss_module_names']
+
+# loss module -> the name of the hook whose taps weight it
+_CLAIMS: 'weakref.WeakKeyDictionary[nn.Module, str]' = \
+    weakref.WeakKeyDictionary()
+
+
+def loss_module_names(model: nn.Module) -> List[str]:
+    """The dotted names of the modules of ``model`` that look like losses
+    (for error messages)."""
+    return [n for n, m in model.named_modules()
+            if n and (type(m).__name__.endswith('Loss')
+                      or n.rsplit('.', 1)[-1].startswith('loss'))]
+
+
+class LossTaps:
+    """The forward hooks of one :class:`LossWeightingHook`.
+
+    Args:
+        name (str): the owning hook's name (error messages, dict keys).
+        rule: the hook's rule (``weight_loss``, ``same_iteration``).
+        loss_paths (dict): ``{task: [dotted module path, ...]}``.
+    """
+
+    def __init__(self, name: str, rule,
+                 loss_paths: Mapping[str, List[str]]) -> None:
+        self.name = name
+        self.rule = rule
+        self.loss_paths = {t: list(p) for t, p in loss_paths.items()}
+        self.outputs: Dict[str, List[torch.Tensor]] = {
+            t: [] for t in rule.tasks}
+        self.modules: Dict[str, List[nn.Module]] = {}
+        self.active = False
+        self._handles: List = []
+        self._claimed: List[nn.Module] = []
+
+    def resolve(self, model: nn.Module) -> Dict[str, List[nn.Module]]:
+        """``{task: [loss module, ...]}`` on ``model``; ``ValueError`` for a
+        path that is not a module, a module named twice or one that another
+        hook already weights."""
+        resolved, seen = {}, {}
+        for task, paths in self.loss_paths.items():
+            resolved[task] = []
+            for path in paths:
+                try:
+                    module = model.get_submodule(path)
+                except AttributeError:
+                    raise ValueError(
+                        f'LossWeightingHook({self.name}): losses[{task!r}] = '
+                        f'{path!r} is not a module of {type(model).__name__}; '
+                        f'its loss modules are: {loss_module_names(model)}'
+                    ) from None
+                if id(module) in seen:
+                    raise ValueError(f'loss module {path!r} is named twice '
+                                     f'(also as {seen[id(module)]!r})')
+                owner = _CLAIMS.get(module)
+                if owner is not None and owner != self.name:
+                    raise ValueError(
+                        f'LossWeightingHook({self.name}): loss module '
+                        f'{path!r} is already weighted by '
+                        f'LossWeightingHook({owner}); a loss module can be '
+                        f'weighted by one hook only')
+                seen[id(module)] = path
+                resolved[task].append(module)
+        return resolved
+
+    def attach(self, model: nn.Module,
+               on_losses: Callable[[dict, Dict[str, Optional[torch.Tensor]]],
+                                   None]) -> Dict[str, List[nn.Module]]:
+        """Hook the loss modules and the detector; ``on_losses(output, raw)``
+        runs in the detector hook with the loss dict and the raw totals.
+        Returns the resolved loss modules."""
+        self.modules = self.resolve(model)
+        for task, modules in self.modules.items():
+            for module in modules:
+                _CLAIMS[module] = self.name
+                self._claimed.append(module)
+                self._handles.append(module.register_forward_hook(
+                    self._make_loss_hook(task)))
+        self._on_losses = on_losses
+        self._handles.append(model.register_forward_hook(self._detector_hook))
+        return self.modules
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        for module in self._claimed:
+            if _CLAIMS.get(module) == self.name:
+                del _CLAIMS[module]
+        self._claimed.clear()
+
+    # ------------------------------------------------------------ iteration
+    def start(self) -> None:
+        """Forget the previous iteration and weight the coming one."""
+        for outputs in self.outputs.values():
+            outputs.clear()
+        self.active = True
+
+    def stop(self) -> Dict[str, Optional[torch.Tensor]]:
+        """Stop weighting; return the iteration's detached raw totals
+        (``None`` for a task whose loss modules did not run)."""
+        self.active = False
+        raw = {t: None if r is None else r.detach()
+               for t, r in self.raw_totals().items()}
+        for outputs in self.outputs.values():
+            outputs.clear()
+        return raw
+
+    def raw_totals(self) -> Dict[str, Optional[torch.Tensor]]:
+        """Each task's raw loss so far (attached to the graph)."""
+        return {t: torch.stack([o.sum().float() for o in outs]).sum()
+                if outs else None for t, outs in self.outputs.items()}
+
+    def _make_loss_hook(self, task: str):
+
+        def hook(module, args, output):
+            if not self.active:
+                return None
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(
+                    f'LossWeightingHook({self.name}): the loss module of task '
+                    f'{task!r} ({type(module).__name__}) returned '
+                    f'{type(output).__name__}, expected a tensor')
+            self.outputs[task].append(output)
+            if self.rule.same_iteration:
+                return None  # weighted in the detector hook
+            return self.rule.weight_loss(task, output)
+
+        return hook
+
+    def _detector_hook(self, module, args, output):
+        if not (self.active and isinstance(output, dict)):
+            return None
+        self._on_losses(output, self.raw_totals())
+        return output
+
+    def weight_in_dict(self, losses: dict) -> None:
+        """Replace the raw outputs in ``losses`` (values or items of list
+        values) by their weighted values; add the difference for outputs
+        held only in a derived form (see the module docstring)."""
+        task_of = {id(o): t for t, outs in self.outputs.items() for o in outs}
+        found = set()
+
+        def weigh(value):
+            task = task_of.get(id(value))
+            if task is None:
+                return value
+            found.add(id(value))
+            return self.rule.weight_loss(task, value)
+
+        for key, value in losses.items():
+            if isinstance(value, torch.Tensor):
+                losses[key] = weigh(value)
+            elif isinstance(value, (list, tuple)):
+                losses[key] = type(value)(weigh(v) for v in value)
+        for task, outs in self.outputs.items():
+            rest = [o for o in outs if id(o) not in found]
+            if rest:
+                losses[f'loss_{self.name}_{task}_same_iter'] = sum(
+                    (self.rule.weight_loss(task, o) - o).sum() for o in rest)

@@ -1,0 +1,17 @@
+"""Signal providers: per-task inputs of a rule other than its losses.
+
+The protocol and registry are in :mod:`.base`, the reading of mmdet loss
+calls in :mod:`.loss_calls`, one provider per file (``kpi``,
+``num_samples``, ``grad_norm``); the measurements themselves are pure
+functions in :mod:`mmdet_alwa.models.utils.measures`.
+"""
+from .base import (SIGNAL_PROVIDERS, SignalProvider, build_signal_provider,
+                   register_signal_provider)
+from .grad_norm import GradNormProvider
+from .kpi import KPIProvider
+from .loss_inputs import LossInputProvider
+from .num_samples import NumSamplesProvider
+
+__all__ = ['SignalProvider', 'SIGNAL_PROVIDERS', 'register_signal_provider',
+           'build_signal_provider', 'LossInputProvider', 'KPIProvider',
+           'NumSamplesProvider', 'GradNormProvider']

@@ -1,0 +1,149 @@
+"""The signal-provider protocol: per-task inputs of a rule other than its
+losses.
+
+A rule lists in ``required_signals`` the extra keyword arguments its
+``step()`` needs (DTP: ``'kpi'``; GradNorm/TDB: ``'grad_norm'``, TDB also
+``'num_samples'``). :class:`~mmdet_alwa.engine.hooks.LossWeightingHook`
+builds one provider per name from ``SIGNAL_PROVIDERS`` (config: the hook's
+``signals`` argument, default ``dict(type=<name>)``), drives it through the
+training iteration and all-reduces what it collects, like the losses, before
+``rule.step``.
+
+Life cycle of a provider, as called by the hook::
+
+    attach(model, loss_modules)  # once, in before_run (unwrapped detector);
+                                 # raises ValueError if it cannot work there
+    for every training iteration:
+        reset()                  # before_train_iter
+        # forward: the loss modules run (the provider may have hooked them)
+        on_losses(raw, rule)     # after the detector's loss forward, before
+                                 # backward and before rule.regularizer()
+        # backward, optimizer step
+        collect() -> {task: float}   # after_train_iter, then all-reduced
+    detach()                     # after_run
+
+Providers keep no state across iterations that a rule depends on (that
+belongs to the rule, which is checkpointed); they only count how long each
+task's signal has been empty, to warn once (:meth:`SignalProvider.watch`).
+"""
+import logging
+import math
+from typing import Any, Dict, List, Mapping, Type
+
+import torch
+from mmengine.logging import print_log
+from torch import nn
+
+__all__ = ['SignalProvider', 'SIGNAL_PROVIDERS', 'register_signal_provider',
+           'build_signal_provider']
+
+
+class SignalProvider:
+    """Base class of the signal providers (all methods but ``collect`` are
+    optional no-ops).
+
+    Attributes set by :meth:`attach`: ``model`` (the unwrapped detector),
+    ``loss_modules`` (``{task: [loss module, ...]}`` as named by the hook's
+    ``losses``) and ``module_names`` (``{task: [dotted path, ...]}``).
+
+    Args:
+        warn_after (int): warn (once per task) when a task's signal has been
+            empty (:meth:`is_empty`) for this many consecutive iterations.
+            Default 50.
+    """
+
+    #: the name the provider is registered under (set by the decorator)
+    signal: str = ''
+
+    def __init__(self, warn_after: int = 50) -> None:
+        if isinstance(warn_after, bool) or not isinstance(warn_after, int) \
+                or warn_after < 1:
+            raise ValueError(f'warn_after must be a positive int, got '
+                             f'{warn_after!r}')
+        self.warn_after = warn_after
+        self._empty_iters: Dict[str, int] = {}
+        self._warned: set = set()
+
+    def attach(self, model: nn.Module,
+               loss_modules: Mapping[str, List[nn.Module]]) -> None:
+        """Register forward hooks etc. Called once, in ``before_run``.
+
+        Forward hooks registered here on a loss module run *after* the
+        weighting hook's, i.e. they see the weighted output; use
+        :meth:`on_losses` for the raw losses.
+        """
+        self.model = model
+        self.loss_modules = loss_modules
+        names = {id(m): n for n, m in model.named_modules()}
+        self.module_names = {t: [names.get(id(m), type(m).__name__)
+                                 for m in ms]
+                             for t, ms in loss_modules.items()}
+
+    def reset(self) -> None:
+        """Forget the previous iteration (``before_train_iter``)."""
+
+    def on_losses(self, raw: Mapping[str, torch.Tensor], rule: Any) -> None:
+        """See this iteration's raw (unweighted) per-task losses, summed over
+        the calls of their loss modules and still attached to the graph;
+        ``rule`` is the hook's rule (for its current weights)."""
+
+    def collect(self) -> Dict[str, float]:
+        """This iteration's value per task (non-finite: not used)."""
+        raise NotImplementedError
+
+    def detach(self) -> None:
+        """Remove what :meth:`attach` registered (``after_run``)."""
+
+    def is_empty(self, value: float) -> bool:
+        """Whether ``value`` carries no information (default: non-finite)."""
+        return not math.isfinite(value)
+
+    def watch(self, values: Dict[str, float]) -> Dict[str, float]:
+        """Count the empty iterations of each task's signal; warn once when a
+        task reaches ``warn_after`` in a row. Returns ``values``."""
+        for task, value in values.items():
+            if not self.is_empty(value):
+                self._empty_iters[task] = 0
+                continue
+            count = self._empty_iters.get(task, 0) + 1
+            self._empty_iters[task] = count
+            if count >= self.warn_after and task not in self._warned:
+                self._warned.add(task)
+                modules = getattr(self, 'module_names', {}).get(task, [])
+                print_log(
+                    f'signal {self.signal!r} of task {task!r} (loss modules '
+                    f'{modules}) has been empty for {count} iterations in a '
+                    f'row: {self.empty_reason()}; the rule leaves what '
+                    f'depends on it unchanged', logger='current',
+                    level=logging.WARNING)
+        return values
+
+    def empty_reason(self) -> str:
+        """What an empty value means, for the warning."""
+        return 'no value was measured'
+
+
+SIGNAL_PROVIDERS: Dict[str, Type[SignalProvider]] = {}
+
+
+def register_signal_provider(name: str):
+    """Class decorator: make a provider buildable as ``dict(type=name)``."""
+
+    def wrap(cls: Type[SignalProvider]) -> Type[SignalProvider]:
+        if not (isinstance(cls, type) and issubclass(cls, SignalProvider)):
+            raise TypeError(f'{cls!r} is not a SignalProvider subclass')
+        cls.signal = name
+        SIGNAL_PROVIDERS[name] = cls
+        return cls
+
+    return wrap
+
+
+def build_signal_provider(cfg: Mapping[str, Any]) -> SignalProvider:
+    """Build a provider from ``dict(type=name, **kwargs)``."""
+    cfg = dict(cfg)
+    name = cfg.pop('type', None)
+    if name not in SIGNAL_PROVIDERS:
+        raise ValueError(f'unknown signal provider {name!r}; known providers: '
+                         f'{sorted(SIGNAL_PROVIDERS)}')
+    return SIGNAL_PROVIDERS[name](**cfg)

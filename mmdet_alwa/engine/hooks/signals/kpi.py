@@ -1,0 +1,128 @@
+"""DTP's ``kpi`` signal: one key performance indicator in [0, 1] per task.
+
+Per kind of loss call (:mod:`.loss_calls`), the mean over the iteration's
+samples of a measure of :mod:`mmdet_alwa.models.utils.measures`:
+
+========  ============================================  ======================
+kind      KPI                                           samples
+========  ============================================  ======================
+cls       accuracy (:func:`cls_accuracy`; sigmoid,      positive label weight
+          softmax, QFL ``(labels, scores)`` targets)    (all if no weight)
+box       IoU of predicted and target box               positive box weight
+          (:func:`box_iou`; deltas decoded by the
+          head's ``bbox_coder``, IoU-type losses and
+          ``reg_decoded_bbox`` heads get boxes)
+dfl       IoU of the boxes of GFL's side distributions  positive weight
+          (:func:`distribution_boxes`)
+mask      mask IoU (:func:`mask_iou`)                   every instance
+quality   1 - |sigmoid(pred) - target| (centerness)     positive weight
+========  ============================================  ======================
+
+An iteration without a sample gives NaN (DTP skips it); a task whose KPI
+stays NaN for ``warn_after`` iterations warns once.
+"""
+from typing import Dict, Mapping, Optional
+
+from mmdet_alwa.models.utils.measures import (box_iou, cls_accuracy,
+                                              decode_deltas,
+                                              distribution_boxes, mask_iou,
+                                              quality_score)
+from .base import register_signal_provider
+from .loss_calls import is_decoded
+from .loss_inputs import LossInputProvider
+
+__all__ = ['KPIProvider']
+
+#: mmdet's regression losses on deltas or boxes (kind known before a call)
+_BOX_LOSSES = ('L1Loss', 'SmoothL1Loss', 'BalancedL1Loss', 'MSELoss')
+
+
+@register_signal_provider('kpi')
+class KPIProvider(LossInputProvider):
+    """DTP's KPIs (see the module docstring).
+
+    Args:
+        kinds, warn_after: as :class:`~.loss_inputs.LossInputProvider`.
+        cls_metric (str): ``'accuracy'`` (default) or ``'balanced'``, the mean
+            of the foreground and background accuracies. Without a sampler
+            (RetinaNet) almost every anchor is background, the accuracy is
+            ~0.98 from the start and DTP all but switches the classification
+            loss off; the balanced accuracy does not saturate that way.
+    """
+
+    def __init__(self, kinds: Optional[Mapping[str, str]] = None,
+                 cls_metric: str = 'accuracy', warn_after: int = 50) -> None:
+        if cls_metric not in ('accuracy', 'balanced'):
+            raise ValueError(f'cls_metric must be "accuracy" or "balanced", '
+                             f'got {cls_metric!r}')
+        self.cls_metric = cls_metric
+        super().__init__(kinds, warn_after)
+
+    def check_module(self, task, name, module, head) -> None:
+        kind = self.kinds.get(task)
+        if kind == 'box' or (kind is None and (
+                type(module).__name__ in _BOX_LOSSES
+                and not getattr(module, 'use_mask', False))):
+            if not is_decoded(module, head) and not hasattr(
+                    head, 'bbox_coder'):
+                raise ValueError(
+                    f'signal \'kpi\': loss module {name!r} '
+                    f'({type(module).__name__}) of task {task!r} takes box '
+                    f'deltas, and its owner {type(head).__name__} has no '
+                    f'bbox_coder to decode them into boxes for the IoU KPI '
+                    f'(nor reg_decoded_bbox=True)')
+
+    def measure(self, kind, name, module, head, call) -> list:
+        pred, target, weight = call.pred, call.target, call.weight
+        if kind == 'cls':
+            sigmoid = bool(getattr(module, 'use_sigmoid', False))
+            scores = cls_accuracy(pred, target, weight, use_sigmoid=sigmoid)
+            labels = (target[0] if isinstance(target, (tuple, list))
+                      else target).reshape(-1)
+            fg = scores.valid & (labels < pred.size(1) - (not sigmoid))
+            hits = scores.value * scores.valid
+            return [hits.sum(), scores.valid.sum(), (hits * fg).sum(),
+                    fg.sum()]
+        if kind == 'box':
+            if not is_decoded(module, head):
+                coder = getattr(head, 'bbox_coder', None)
+                if coder is None:
+                    raise ValueError(
+                        f'signal \'kpi\': loss module {name!r} '
+                        f'({type(module).__name__}) takes box deltas, and '
+                        f'its owner {type(head).__name__} has no bbox_coder '
+                        f'to decode them (nor reg_decoded_bbox=True)')
+                pred, target = decode_deltas(coder, pred.float(),
+                                             target.float())
+            scores = box_iou(pred, target, weight)
+        elif kind == 'dfl':
+            boxes = distribution_boxes(pred.float(), target)
+            scores = box_iou(*boxes, None if weight is None
+                             else weight.reshape(-1, 4))
+        elif kind == 'mask':
+            scores = mask_iou(pred.float(), target, call.labels)
+        else:
+            scores = quality_score(pred, target, weight)
+        return [(scores.value * scores.valid).sum(), scores.valid.sum(), 0,
+                0]
+
+    def collect(self) -> Dict[str, float]:
+        out = {}
+        for task in self.loss_modules:
+            if task not in self.stats:
+                out[task] = float('nan')
+                continue
+            hits, total, fg_hits, fg = self.stats[task].tolist()
+            if self.kind_of[task] == 'cls' and self.cls_metric == 'balanced':
+                rates = [h / n for h, n in ((fg_hits, fg),
+                                            (hits - fg_hits, total - fg)) if n]
+                out[task] = sum(rates) / len(rates) if rates \
+                    else float('nan')
+            else:
+                out[task] = hits / total if total else float('nan')
+        return self.watch(out)
+
+    def empty_reason(self) -> str:
+        return ('its loss modules were not called or had no sample with a '
+                'positive weight')
+

@@ -1,0 +1,239 @@
+r"""Per-sample task measures of a detector's loss inputs (DTP's KPIs).
+
+Pure functions of the tensors a head passes to its loss modules; each returns
+:class:`Scores`, one score in [0, 1] per sample and a mask of the samples the
+loss is computed over, so that a caller can average over the calls of one
+iteration (dense heads call their losses once per FPN level) without a
+device sync per call. Why each is the natural "performance" of its task for
+DTP (Guo et al., "Dynamic Task Prioritization for Multitask Learning",
+ECCV 2018, Sec. 3: a KPI in [0, 1] that rises as the task is learnt, e.g.
+accuracy or mean IoU):
+
+- :func:`cls_accuracy`: the fraction of samples whose predicted label
+  (foreground class or background) is the target label -- the accuracy of
+  the classification task itself.
+- :func:`box_iou`: the IoU of the predicted and target box of each positive
+  -- the quantity box regression is trained to raise and detection's
+  matching criterion. Deltas are decoded first (:func:`decode_deltas`),
+  DFL's distributions are turned into boxes (:func:`distribution_boxes`).
+- :func:`mask_iou`: the IoU of the binarised predicted mask and the target
+  mask -- the mask task's own matching criterion (mask AP thresholds it).
+- :func:`quality_score`: :math:`1 - |\sigma(p) - t|` for a quality branch
+  (centerness, IoU prediction) trained on a target :math:`t \in [0, 1]`
+  with binary cross-entropy -- one minus its mean absolute error, 1 when the
+  predicted quality is the target.
+
+Also :func:`find_shared_layer`, the default :math:`W` of GradNorm and TDB.
+"""
+from typing import Iterable, NamedTuple, Optional
+
+import torch
+from mmdet.structures.bbox import bbox_overlaps
+from torch import Tensor, nn
+
+__all__ = ['Scores', 'cls_accuracy', 'predicted_labels', 'box_iou',
+           'decode_deltas', 'distribution_boxes', 'mask_iou',
+           'quality_score', 'sample_mask', 'find_shared_layer']
+
+
+class Scores(NamedTuple):
+    """``value``: (N,) float scores in [0, 1]; ``valid``: (N,) bool, the
+    samples the loss is computed over (``value`` elsewhere is meaningless)."""
+    value: Tensor
+    valid: Tensor
+
+
+def sample_mask(weight: Optional[Tensor], num: int,
+                device: torch.device) -> Tensor:
+    """The samples with a positive weight: ``weight`` (N,) or (N, K) (a row
+    counts when any of its K weights is positive); None: all N samples."""
+    if weight is None:
+        return torch.ones(num, dtype=torch.bool, device=device)
+    if weight.numel() == 0:
+        return torch.zeros(num, dtype=torch.bool, device=device)
+    return weight.reshape(num, -1).gt(0).any(dim=1)
+
+
+def predicted_labels(pred: Tensor, use_sigmoid: bool) -> Tensor:
+    """Labels in mmdet's convention (foreground 0..C-1, background C).
+
+    Args:
+        pred (Tensor): (N, C) sigmoid logits of the C foreground classes, or
+            (N, C + 1) softmax logits whose last channel is the background.
+        use_sigmoid (bool): which of the two.
+
+    Returns:
+        Tensor: (N,) long. Sigmoid: the best class if its probability
+        exceeds 0.5, else background C.
+    """
+    best, idx = pred.max(dim=1)
+    if not use_sigmoid:
+        return idx
+    return torch.where(best > 0, idx, torch.full_like(idx, pred.size(1)))
+
+
+def cls_accuracy(pred: Tensor, target, weight: Optional[Tensor] = None,
+                 use_sigmoid: bool = True) -> Scores:
+    """Classification accuracy per sample.
+
+    Args:
+        pred (Tensor): (N, C) sigmoid or (N, C + 1) softmax logits.
+        target (Tensor | tuple): (N,) integer labels, background = number of
+            foreground classes; or QFL-style ``(labels, scores)`` soft
+            targets (mmdet's ``QualityFocalLoss``: GFL, RTMDet), whose
+            ``labels`` are used (the scores are the quality target, a
+            regression quantity).
+        weight (Tensor, optional): (N,) or (N, C) label weights; samples
+            with no positive weight are not counted. Default: all.
+        use_sigmoid (bool): the loss's activation.
+
+    Returns:
+        Scores: 1.0 where the predicted label is the target, else 0.0;
+        ``valid`` also excludes labels outside [0, background] (ignored).
+    """
+    labels = target[0] if isinstance(target, (tuple, list)) else target
+    labels = labels.reshape(-1)
+    num_fg = pred.size(1) if use_sigmoid else pred.size(1) - 1
+    valid = sample_mask(weight, labels.numel(), pred.device) \
+        & (labels >= 0) & (labels <= num_fg)
+    correct = predicted_labels(pred, use_sigmoid) == labels
+    return Scores(correct.to(pred.dtype), valid)
+
+
+def decode_deltas(bbox_coder, pred: Tensor, target: Tensor):
+    """Decode (N, 4) regression deltas and their targets against one unit
+    anchor ``(0, 0, 1, 1)``.
+
+    The IoU of two boxes is invariant to a common translation and to a
+    common per-axis scale, and mmdet's delta coders (``DeltaXYWHBBoxCoder``,
+    ``TBLRBBoxCoder``...) decode relative to the anchor's centre and size,
+    so the IoU of the decoded pair is that of the real boxes of the real
+    anchor. Returns the two (N, 4) decoded box tensors.
+    """
+    unit = pred.new_tensor([0., 0., 1., 1.]).expand(pred.size(0), 4)
+    boxes = (bbox_coder.decode(unit, pred), bbox_coder.decode(unit, target))
+    return tuple(getattr(b, 'tensor', b) for b in boxes)
+
+
+def distribution_boxes(pred: Tensor, target: Tensor):
+    """Boxes of DFL's side distributions (GFL's ``loss_dfl`` inputs).
+
+    Args:
+        pred (Tensor): (4P, n + 1) logits over the distances 0..n of the
+            sides (left, top, right, bottom) of P boxes, in this order.
+        target (Tensor): (4P,) target distances in [0, n].
+
+    Returns:
+        tuple[Tensor, Tensor]: (P, 4) boxes ``(-l, -t, r, b)`` around the
+        anchor point, from the distributions' expected distances (as GFL's
+        ``Integral`` decodes them) and from the targets. Both are in units of
+        the level's stride, which an IoU does not depend on.
+    """
+    bins = torch.arange(pred.size(1), dtype=pred.dtype, device=pred.device)
+    dist = (pred.softmax(dim=1) * bins).sum(dim=1).reshape(-1, 4)
+    target = target.to(pred.dtype).reshape(-1, 4)
+    sign = pred.new_tensor([-1., -1., 1., 1.])
+    return dist * sign, target * sign
+
+
+def box_iou(pred: Tensor, target: Tensor,
+            weight: Optional[Tensor] = None) -> Scores:
+    """IoU of aligned (N, 4) ``(x1, y1, x2, y2)`` boxes; ``weight`` (N,) or
+    (N, 4): the positives are the rows with a positive weight (all rows if
+    None). Degenerate boxes give IoU 0."""
+    pred, target = pred.float(), target.float()
+    iou = bbox_overlaps(pred, target, is_aligned=True).clamp(0, 1)
+    return Scores(iou, sample_mask(weight, pred.size(0), pred.device))
+
+
+def mask_iou(pred: Tensor, target: Tensor, labels: Tensor) -> Scores:
+    """IoU of predicted and target instance masks (Mask R-CNN's
+    ``loss_mask`` inputs).
+
+    Args:
+        pred (Tensor): (N, C, H, W) mask logits, one channel per class
+            (C = 1: class-agnostic).
+        target (Tensor): (N, H, W) target masks in [0, 1].
+        labels (Tensor): (N,) the class of each instance (its channel);
+            every instance counts, class 0 included.
+
+    Returns:
+        Scores: IoU of ``logit > 0`` and ``target >= 0.5``; 1.0 when both
+        masks are empty (they agree everywhere).
+    """
+    num = pred.size(0)
+    channel = labels.long() if pred.size(1) > 1 else torch.zeros_like(
+        labels, dtype=torch.long)
+    logits = pred[torch.arange(num, device=pred.device), channel]
+    mask_p = logits.reshape(num, -1) > 0
+    mask_t = target.reshape(num, -1) >= 0.5
+    inter = (mask_p & mask_t).sum(dim=1)
+    union = (mask_p | mask_t).sum(dim=1)
+    iou = torch.where(union > 0, inter / union.clamp(min=1), 1.0)
+    return Scores(iou.to(pred.dtype),
+                  torch.ones(num, dtype=torch.bool, device=pred.device))
+
+
+def quality_score(pred: Tensor, target: Tensor,
+                  weight: Optional[Tensor] = None) -> Scores:
+    """``1 - |sigmoid(pred) - target|`` per sample of a quality branch.
+
+    Args:
+        pred (Tensor): (N,) or (N, 1) logits (centerness, IoU prediction).
+        target (Tensor): (N,) targets in [0, 1].
+        weight (Tensor, optional): (N,); samples with no positive weight are
+            not counted. Default: all.
+    """
+    pred = pred.reshape(-1).float()
+    target = target.reshape(-1).to(pred.dtype)
+    value = 1 - (pred.sigmoid() - target).abs()
+    return Scores(value.clamp(0, 1),
+                  sample_mask(weight, pred.numel(), pred.device))
+
+
+def _neck_output(name: str, neck: nn.Module) -> str:
+    """The output layer of a neck: FPN's ``fpn_convs``, a PAFPN's
+    ``out_convs``, the last neck of a chain (Libra R-CNN's FPN + BFP)."""
+    if isinstance(neck, nn.Sequential) and len(neck):
+        return _neck_output(f'{name}.{len(neck) - 1}', neck[-1])
+    for attr in ('fpn_convs', 'out_convs'):
+        if isinstance(getattr(neck, attr, None), nn.Module):
+            return f'{name}.{attr}'
+    return name
+
+
+def find_shared_layer(model: nn.Module, heads: Iterable[nn.Module]) -> str:
+    """The name of the last layer shared by the balanced losses.
+
+    Args:
+        model (nn.Module): the detector (its ``neck``, if any, is used).
+        heads (Iterable[nn.Module]): the modules that own the balanced loss
+            modules.
+
+    Returns:
+        str: one head's shared layer when every loss is in it -- the RPN's
+        ``rpn_conv``, the last ``shared_fcs`` / ``shared_convs`` layer of an
+        RoI box head -- else (branches that split at the head's input,
+        losses of several heads) the neck's output layer.
+
+    Raises:
+        ValueError: when neither exists (set ``shared_layer``).
+    """
+    heads = {id(h): h for h in heads}
+    names = {id(m): n for n, m in model.named_modules()}
+    if len(heads) == 1 and next(iter(heads)) in names:
+        head = next(iter(heads.values()))
+        prefix = names[id(head)] + '.' if names[id(head)] else ''
+        if isinstance(getattr(head, 'rpn_conv', None), nn.Module):
+            return f'{prefix}rpn_conv'
+        for attr in ('shared_fcs', 'shared_convs'):
+            layers = getattr(head, attr, None)
+            if isinstance(layers, nn.ModuleList) and len(layers):
+                return f'{prefix}{attr}.{len(layers) - 1}'
+    neck = getattr(model, 'neck', None)
+    if isinstance(neck, nn.Module):
+        return _neck_output('neck', neck)
+    raise ValueError(
+        f'cannot find a layer shared by the balanced losses of '
+        f'{type(model).__name__} (no shared head layer, no neck); set '
+        f'shared_layer')

@@ -1,0 +1,73 @@
+"""LossTaps on hand-made modules: same-iteration weighting replaces the raw
+outputs in the loss dict (values and list items) and adds the difference
+for an output held only in a derived form; claims are released."""
+import pytest
+import torch
+from torch import nn
+
+from mmdet_alwa.engine.hooks.loss_weighting import LossTaps
+from mmdet_alwa.weighting.guided import GuidedLoss
+
+
+class _Loss(nn.Module):
+
+    def forward(self, x):
+        return x.sum()
+
+
+class _Detector(nn.Module):
+    """Two 'levels' of a cls loss (a list in the dict, as dense heads) and a
+    reg loss returned scaled by 0.5 (derived, as Cascade's stage weights)."""
+
+    def __init__(self):
+        super().__init__()
+        self.loss_cls, self.loss_reg = _Loss(), _Loss()
+
+    def forward(self, a, b, c):
+        return dict(loss_cls=[self.loss_cls(a), self.loss_cls(b)],
+                    loss_reg=0.5 * self.loss_reg(c))
+
+
+def test_same_iteration_weights_in_the_loss_dict():
+    model = _Detector()
+    rule = GuidedLoss()
+    taps = LossTaps('g', rule, dict(cls=['loss_cls'], reg=['loss_reg']))
+
+    def on_losses(output, raw):
+        rule.prepare({t: v.item() for t, v in raw.items()})
+        taps.weight_in_dict(output)
+
+    taps.attach(model, on_losses)
+    a, b, c = (torch.tensor([v], requires_grad=True) for v in (1., 3., 6.))
+    taps.start()
+    out = model(a, b, c)
+    # raw: cls 1 + 3 = 4, reg 6: the ratio of this iteration is 1.5
+    assert rule.weights['cls'] == 1.5
+    assert [v.item() for v in out['loss_cls']] == [1.5, 4.5]
+    assert out['loss_reg'].item() == 3.0  # derived, reg weight 1: unchanged
+    assert 'loss_g_reg_same_iter' in out  # (1 - 1) * 6 = 0
+    assert out['loss_g_reg_same_iter'].item() == 0.0
+    sum(out['loss_cls'], out['loss_reg'] + out['loss_g_reg_same_iter']) \
+        .backward()
+    assert (a.grad.item(), b.grad.item(), c.grad.item()) == (1.5, 1.5, 0.5)
+    raw = taps.stop()
+    assert {t: v.item() for t, v in raw.items()} == dict(cls=4.0, reg=6.0)
+    # outside a training iteration: nothing is weighted
+    out = model(a, b, c)
+    assert [v.item() for v in out['loss_cls']] == [1.0, 3.0]
+    taps.detach()
+
+
+def test_a_module_is_claimed_by_one_hook():
+    model = _Detector()
+    first = LossTaps('a', GuidedLoss(), dict(cls=['loss_cls'],
+                                              reg=['loss_reg']))
+    first.attach(model, lambda output, raw: None)
+    second = LossTaps('b', GuidedLoss(), dict(cls=['loss_cls'],
+                                               reg=['loss_reg']))
+    with pytest.raises(ValueError, match=r"'loss_cls' is already weighted "
+                       r'by LossWeightingHook\(a\)'):
+        second.attach(model, lambda output, raw: None)
+    first.detach()  # released
+    second.attach(model, lambda output, raw: None)
+    second.detach()
