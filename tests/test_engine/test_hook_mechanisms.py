@@ -109,7 +109,8 @@ def test_guided_same_iteration_is_chen_et_al(lagged, tiny_data, tmp_path):
 def test_guided_same_iteration_through_a_derived_loss(tiny_data, tmp_path):
     """A loss the detector returns only in a derived form (here: the RoI
     head's cls loss scaled by 0.5 afterwards, as Cascade R-CNN's stage
-    weights do) is weighted through the added difference term."""
+    weights do) gets the weight through its gradient: d total/d raw =
+    0.5 x ratio."""
     hooks = dict(guided=dict(rule=dict(type='GuidedLoss'),
                              head='roi_head.bbox_head', losses=RPN))
     runner = Runner.from_cfg(_cfg(tmp_path, tiny_data, 2, hooks))
