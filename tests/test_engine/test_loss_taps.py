@@ -1,6 +1,6 @@
 """LossTaps on hand-made modules: same-iteration weighting replaces the raw
-outputs in the loss dict (values and list items) and adds the difference
-for an output held only in a derived form; claims are released."""
+outputs in the loss dict (values and list items) and scales the gradient of
+an output held only in a derived form; claims are released."""
 import pytest
 import torch
 from torch import nn
@@ -16,16 +16,16 @@ class _Loss(nn.Module):
 
 
 class _Detector(nn.Module):
-    """Two 'levels' of a cls loss (a list in the dict, as dense heads) and a
-    reg loss returned scaled by 0.5 (derived, as Cascade's stage weights)."""
+    """Two 'levels' of a cls loss in a list (as dense heads), the first
+    returned scaled by 0.5 (derived, as Cascade's stage weights)."""
 
     def __init__(self):
         super().__init__()
         self.loss_cls, self.loss_reg = _Loss(), _Loss()
 
     def forward(self, a, b, c):
-        return dict(loss_cls=[self.loss_cls(a), self.loss_cls(b)],
-                    loss_reg=0.5 * self.loss_reg(c))
+        return dict(loss_cls=[0.5 * self.loss_cls(a), self.loss_cls(b)],
+                    loss_reg=self.loss_reg(c))
 
 
 def test_same_iteration_weights_in_the_loss_dict():
@@ -43,18 +43,17 @@ def test_same_iteration_weights_in_the_loss_dict():
     out = model(a, b, c)
     # raw: cls 1 + 3 = 4, reg 6: the ratio of this iteration is 1.5
     assert rule.weights['cls'] == 1.5
-    assert [v.item() for v in out['loss_cls']] == [1.5, 4.5]
-    assert out['loss_reg'].item() == 3.0  # derived, reg weight 1: unchanged
-    assert 'loss_g_reg_same_iter' in out  # (1 - 1) * 6 = 0
-    assert out['loss_g_reg_same_iter'].item() == 0.0
-    sum(out['loss_cls'], out['loss_reg'] + out['loss_g_reg_same_iter']) \
-        .backward()
-    assert (a.grad.item(), b.grad.item(), c.grad.item()) == (1.5, 1.5, 0.5)
+    # the derived level keeps its value, the other is replaced
+    assert [v.item() for v in out['loss_cls']] == [0.5, 4.5]
+    assert out['loss_reg'].item() == 6.0
+    sum(out['loss_cls'], out['loss_reg']).backward()
+    # the derived level gets the weight through its gradient: 0.5 x 1.5
+    assert (a.grad.item(), b.grad.item(), c.grad.item()) == (0.75, 1.5, 1.0)
     raw = taps.stop()
     assert {t: v.item() for t, v in raw.items()} == dict(cls=4.0, reg=6.0)
     # outside a training iteration: nothing is weighted
     out = model(a, b, c)
-    assert [v.item() for v in out['loss_cls']] == [1.0, 3.0]
+    assert [v.item() for v in out['loss_cls']] == [0.5, 3.0]
     taps.detach()
 
 

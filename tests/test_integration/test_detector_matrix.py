@@ -62,21 +62,7 @@ def _runs(name):
     yield from ALL_LOSS_RULES
 
 
-#: known bugs of the hook's other half (found by this matrix), strict: an
-#: XPASS fails, so the mark goes when the bug does
-KNOWN_BUGS = {
-    ('cascade_rcnn', 'alwa+guided'):
-        'same-iteration Guided on Cascade R-CNN: loss_weighting/taps.py adds '
-        '(w - 1) * raw to the loss dict for stage outputs the dict holds '
-        'scaled by the stage weight lw, so d total/d raw = lw + w - 1, not '
-        'w * lw',
-    ('fcos', 'uncertainty'):
-        'rule param group with a paramwise_cfg: mmengine\'s OptimWrapper.'
-        'param_groups appends base_param_settings, so the schedulers hold one '
-        'base value more than optimizer.param_groups '
-        '(loss_weighting/param_group.py refuses)',
-}
-KNOWN_BUGS[('rtmdet', 'uncertainty')] = KNOWN_BUGS[('fcos', 'uncertainty')]
+KNOWN_BUGS = {}  # (name, run) -> reason: strict xfail until fixed
 CASES = [pytest.param(name, run, id=f'{name}-{run}', marks=(
     [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name, run])]
     if (name, run) in KNOWN_BUGS else []))

@@ -74,11 +74,22 @@ def _average_grad(param: torch.Tensor) -> None:
 def extend_schedulers(optimizer: torch.optim.Optimizer,
                       schedulers: List[Any], owner: str) -> None:
     """Make the last param group of ``optimizer`` follow ``schedulers`` (as
-    built by the runner, before any training step) from the start."""
+    built by the runner, before any training step) from the start.
+
+    A scheduler sees the groups of what it was built on: with a
+    ``paramwise_cfg`` mmengine's ``OptimWrapper.param_groups`` appends its
+    ``base_param_settings``, so the new group's place is found by identity.
+    """
     group = optimizer.param_groups[-1]
-    index = len(optimizer.param_groups) - 1
     for scheduler in schedulers:
         name = scheduler.param_name
+        groups = scheduler.optimizer.param_groups
+        index = next((i for i, g in enumerate(groups) if g is group), None)
+        if index is None or len(scheduler.base_values) != len(groups) - 1:
+            raise ValueError(
+                f'{owner}: {type(scheduler).__name__} holds '
+                f'{len(scheduler.base_values)} base values for '
+                f'{len(groups) - 1} param groups')
         if getattr(scheduler, 'use_betas', False):  # Adam's momentum
             group['momentum'] = group['betas'][0]
         if name not in group:
@@ -86,12 +97,7 @@ def extend_schedulers(optimizer: torch.optim.Optimizer,
                 f'{owner}: {type(scheduler).__name__} schedules {name!r}, '
                 f'which the rule\'s param group does not have')
         group.setdefault(f'initial_{name}', group[name])
-        if len(scheduler.base_values) != index:
-            raise ValueError(
-                f'{owner}: {type(scheduler).__name__} holds '
-                f'{len(scheduler.base_values)} base values for {index} '
-                f'param groups')
-        scheduler.base_values.append(group[f'initial_{name}'])
+        scheduler.base_values.insert(index, group[f'initial_{name}'])
         # the construction step (mmengine: step() in __init__), if it acted
         if scheduler._global_step == 0 and \
                 scheduler.begin <= 0 < scheduler.end:
@@ -106,4 +112,4 @@ def extend_schedulers(optimizer: torch.optim.Optimizer,
             group[name] = value
             if getattr(scheduler, 'use_betas', False):
                 group['betas'] = (value, group['betas'][1])
-        scheduler._last_value = [g[name] for g in optimizer.param_groups]
+        scheduler._last_value = [g[name] for g in groups]

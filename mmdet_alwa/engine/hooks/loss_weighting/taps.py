@@ -13,9 +13,13 @@ losses before any loss is weighted: their loss taps pass the outputs
 through, and the detector hook, once every loss exists, replaces each
 output in the returned loss dict by its weighted value. An output the dict
 holds only in a derived form (Cascade R-CNN multiplies each stage's losses
-by a stage weight) cannot be replaced; for those the difference
-``weight_loss(task, out) - out`` is added to the dict as
-``loss_<name>_<task>_same_iter``, which gives the same total and gradient.
+by a stage weight) cannot be replaced; the gradient flowing back through it
+is scaled by the task's weight instead (the tap's output passes an identity
+whose backward multiplies by a factor set once the weight is known), so
+back-propagation is
+exact (``d total / d raw = weight x stage weight``) while the logged value
+of that loss stays unweighted. Same-iteration rules weight by a plain factor
+(``rule.weights``).
 
 A loss module is weighted by one hook at most: a second hook naming it is a
 ``ValueError`` (the claims are released in :meth:`LossTaps.detach`).
@@ -41,6 +45,25 @@ def loss_module_names(model: nn.Module) -> List[str]:
                       or n.rsplit('.', 1)[-1].startswith('loss'))]
 
 
+class _Factor:
+    """A gradient factor set after the forward (see :class:`_LateScale`)."""
+    value = 1.0
+
+
+class _LateScale(torch.autograd.Function):
+    """Identity in the forward; in the backward the gradient is multiplied
+    by ``factor.value`` as it is *then*."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, factor: _Factor) -> torch.Tensor:
+        ctx.factor = factor
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.factor.value, None
+
+
 class LossTaps:
     """The forward hooks of one :class:`LossWeightingHook`.
 
@@ -61,6 +84,7 @@ class LossTaps:
         self.active = False
         self._handles: List = []
         self._claimed: List[nn.Module] = []
+        self._factors: Dict[int, _Factor] = {}
 
     def resolve(self, model: nn.Module) -> Dict[str, List[nn.Module]]:
         """``{task: [loss module, ...]}`` on ``model``; ``ValueError`` for a
@@ -123,6 +147,7 @@ class LossTaps:
         """Forget the previous iteration and weight the coming one."""
         for outputs in self.outputs.values():
             outputs.clear()
+        self._factors.clear()
         self.active = True
 
     def stop(self) -> Dict[str, Optional[torch.Tensor]]:
@@ -133,6 +158,7 @@ class LossTaps:
                for t, r in self.raw_totals().items()}
         for outputs in self.outputs.values():
             outputs.clear()
+        self._factors.clear()
         return raw
 
     def raw_totals(self) -> Dict[str, Optional[torch.Tensor]]:
@@ -150,9 +176,13 @@ class LossTaps:
                     f'LossWeightingHook({self.name}): the loss module of task '
                     f'{task!r} ({type(module).__name__}) returned '
                     f'{type(output).__name__}, expected a tensor')
+            if self.rule.same_iteration:  # weighted in the detector hook
+                factor = _Factor()
+                output = _LateScale.apply(output, factor)
+                self._factors[id(output)] = factor
+                self.outputs[task].append(output)
+                return output
             self.outputs[task].append(output)
-            if self.rule.same_iteration:
-                return None  # weighted in the detector hook
             return self.rule.weight_loss(task, output)
 
         return hook
@@ -165,8 +195,8 @@ class LossTaps:
 
     def weight_in_dict(self, losses: dict) -> None:
         """Replace the raw outputs in ``losses`` (values or items of list
-        values) by their weighted values; add the difference for outputs
-        held only in a derived form (see the module docstring)."""
+        values) by their weighted values; scale the gradient of outputs held
+        only in a derived form (see the module docstring)."""
         task_of = {id(o): t for t, outs in self.outputs.items() for o in outs}
         found = set()
 
@@ -183,7 +213,6 @@ class LossTaps:
             elif isinstance(value, (list, tuple)):
                 losses[key] = type(value)(weigh(v) for v in value)
         for task, outs in self.outputs.items():
-            rest = [o for o in outs if id(o) not in found]
-            if rest:
-                losses[f'loss_{self.name}_{task}_same_iter'] = sum(
-                    (self.rule.weight_loss(task, o) - o).sum() for o in rest)
+            for out in outs:
+                if id(out) not in found:
+                    self._factors[id(out)].value = self.rule.weights[task]
