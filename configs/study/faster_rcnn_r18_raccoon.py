@@ -1,7 +1,7 @@
 # The CPU-scale real-data study (docs/results.md): the demo's small Faster
 # R-CNN (narrow ResNet-18 + FPN from scratch, configs/demo/) on the raccoon
 # photographs (PASCAL VOC layout, one class, 160 trainval / 40 test images),
-# ~256 px, a few hundred iterations. Sized so that one run, evaluation
+# ~224 px, a few hundred iterations. Sized so that one run, evaluation
 # included, takes about two single-threaded CPU minutes; the balancers are
 # added per cell by tools/experiments/tables/study.py.
 _base_ = ['../demo/faster_rcnn_r18_demo.py']
@@ -10,12 +10,12 @@ _base_ = ['../demo/faster_rcnn_r18_demo.py']
 data_root = 'data/raccoon/'  # ln -s <path>/raccoon data/raccoon
 demo_data = None  # not the generated demo data
 classes = ('raccoon', )
-img_scale = (256, 256)  # (w, h): the longer side becomes 256 px
+img_scale = (224, 224)  # (w, h): the longer side becomes 224 px
 anchor_scale = 8  # anchors of 32-512 px (strides 4-64); raccoons are large
 batch_size = 4
-max_iters = 200
+max_iters = 160
 val_interval = max_iters
-warmup_iters = 50
+warmup_iters = 40
 lr = 2e-3
 
 # ---- model ----

@@ -205,7 +205,7 @@ def collect(table: Table, work_root: str, paper: Dict[Tuple[str, str], str],
                    paper=paper.get((cell.row, cell.column), ''),
                    paper_delta=math.nan)
         if cell.baseline is not None:
-            base_cell = table.cell(cell.baseline, cell.column)
+            base_cell = table.cell_by_key(cell.baseline)
             base = results[base_cell.key]
             if res.n and base.n:
                 cmp = compare(res, base, alpha)
@@ -215,7 +215,7 @@ def collect(table: Table, work_root: str, paper: Dict[Tuple[str, str], str],
             else:
                 rec['verdict'] = 'no data'
             rec['paper_delta'] = _num(rec['paper']) - _num(
-                paper.get((cell.baseline, cell.column)))
+                paper.get((base_cell.row, base_cell.column)))
         records.append(rec)
     return records
 
@@ -401,6 +401,9 @@ def parse_args(argv=None):
                                                        'work_dirs'),
                         help='root of <table>/<cell>/seed<k>/')
     parser.add_argument('--tables', default=TABLES_FILE)
+    parser.add_argument('--scale', default=None,
+                        help='the scale the runs were made at (its profile '
+                        'may score another metric)')
     parser.add_argument('--paper-values', default=PAPER_VALUES_FILE)
     parser.add_argument('--out', default=None,
                         help='output prefix (default '
@@ -415,7 +418,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        table = load_table(args.table, args.tables)
+        table = load_table(args.table, args.tables, args.scale)
     except ValueError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -199,7 +199,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        table = load_table(args.table, args.tables)
+        table = load_table(args.table, args.tables, args.scale)
         cells = select_cells(table, args.cells)
         if args.scale not in table.scales:
             raise ValueError(f'table {table.name} runs at the scales '

@@ -30,7 +30,7 @@ class Cell:
     config: str  # path relative to the repository
     cfg_options: Dict[str, Any]
     metric: str
-    baseline: Optional[str]  # row key of the comparison, None for itself
+    baseline: Optional[str]  # key of the cell compared with; None: itself
 
 
 @dataclass
@@ -51,6 +51,12 @@ class Table:
             if cell.row == row and cell.column == column:
                 return cell
         raise KeyError(f'no cell ({row!r}, {column!r}) in table {self.name}')
+
+    def cell_by_key(self, key: str) -> Cell:
+        for cell in self.cells:
+            if cell.key == key:
+                return cell
+        raise KeyError(f'no cell {key!r} in table {self.name}')
 
 
 def _merge(*dicts: Optional[dict]) -> dict:
@@ -78,8 +84,16 @@ def table_names(tables_file: str = TABLES_FILE) -> List[str]:
         return list(yaml.safe_load(f)['tables'])
 
 
-def load_table(name: str, tables_file: str = TABLES_FILE) -> Table:
-    """Read table ``name`` of ``tables_file`` and expand its cells."""
+def load_table(name: str, tables_file: str = TABLES_FILE,
+               scale: Optional[str] = None) -> Table:
+    """Read table ``name`` of ``tables_file`` and expand its cells.
+
+    A cell is compared with the cell of its row's ``baseline`` row (default:
+    the table's ``baseline``) in its column or, when the table names a
+    ``baseline_column``, with that column's cell of its row. A ``metric`` in
+    the profile of ``scale`` replaces the cells' (other data, other
+    evaluator).
+    """
     with open(tables_file) as f:
         data = yaml.safe_load(f)
     tables = data.get('tables', {})
@@ -91,11 +105,18 @@ def load_table(name: str, tables_file: str = TABLES_FILE) -> Table:
     _check_keys(f'table {name} rows', rows)
     _check_keys(f'table {name} columns', columns)
     row_keys = [r['key'] for r in rows]
+    base_col = spec.get('baseline_column')
+    if base_col is not None and base_col not in [c['key'] for c in columns]:
+        raise ValueError(f'table {name}: baseline_column {base_col!r} is not '
+                         f'a column')
+    profile_metric = spec.get('profiles', {}).get(scale, {}).get('metric')
+    key_of = (lambda r, c: r) if len(columns) == 1 else \
+        (lambda r, c: f'{r}-{c}')
     cells = []
     for row in rows:
-        baseline = row.get('baseline', spec.get('baseline'))
-        if baseline is not None and baseline not in row_keys:
-            raise ValueError(f'table {name}: baseline {baseline!r} of row '
+        base_row = row.get('baseline', spec.get('baseline'))
+        if base_row is not None and base_row not in row_keys:
+            raise ValueError(f'table {name}: baseline {base_row!r} of row '
                              f'{row["key"]!r} is not a row')
         for col in columns:
             variables = _merge(spec.get('vars'), row.get('vars'),
@@ -110,15 +131,20 @@ def load_table(name: str, tables_file: str = TABLES_FILE) -> Table:
             except KeyError as e:
                 raise ValueError(f'table {name}: config {template!r} needs '
                                  f'the variable {e}') from None
-            key = row['key'] if len(columns) == 1 else \
-                f'{row["key"]}-{col["key"]}'
+            key = key_of(row['key'], col['key'])
+            if base_col is not None:
+                baseline = key_of(row['key'], base_col)
+            elif base_row is not None:
+                baseline = key_of(base_row, col['key'])
+            else:
+                baseline = None
             cells.append(Cell(
                 key=key, row=row['key'], column=col['key'], config=config,
                 cfg_options=_merge(spec.get('cfg_options'),
                                    row.get('cfg_options'),
                                    col.get('cfg_options')),
-                metric=col.get('metric', spec['metric']),
-                baseline=None if baseline == row['key'] else baseline))
+                metric=profile_metric or col.get('metric', spec['metric']),
+                baseline=None if baseline == key else baseline))
     return Table(
         name=name, title=spec.get('title', name),
         metric_name=spec.get('metric_name', spec['metric']),

@@ -1,0 +1,5 @@
+# Double-Head R-CNN R50-FPN on VOC0712 + ALWA_1 on the RPN (Table 3).
+_base_ = [
+    './double_head_rcnn_r50_baseline_voc.py',
+    './_base_/alwa1_rpn.py',
+]

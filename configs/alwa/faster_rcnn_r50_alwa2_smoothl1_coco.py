@@ -1,0 +1,4 @@
+_base_ = [
+    './faster_rcnn_r50_baseline_smoothl1_coco.py',
+    './_base_/alwa2_rpn.py',
+]

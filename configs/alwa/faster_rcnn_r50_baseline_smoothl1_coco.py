@@ -1,0 +1,11 @@
+# Faster R-CNN R50-FPN on COCO 2017, SmoothL1 loss in the RPN (Table 5; the RoI
+# head keeps mmdet's L1 loss), as
+# configs/alwa/faster_rcnn_r50_baseline_smoothl1_voc.py.
+_base_ = './faster_rcnn_r50_baseline_coco.py'
+
+smoothl1_beta = 1.0 / 9.0
+
+model = dict(
+    rpn_head=dict(
+        loss_bbox=dict(
+            type='SmoothL1Loss', beta=smoothl1_beta, loss_weight=1.0)))

@@ -1,0 +1,5 @@
+# Libra R-CNN R50-FPN on VOC0712 + ALWA_1 on the RPN (Table 3).
+_base_ = [
+    './libra_rcnn_r50_baseline_voc.py',
+    './_base_/alwa1_rpn.py',
+]

@@ -1,0 +1,4 @@
+_base_ = [
+    './mask_rcnn_r101_baseline_smoothl1_coco.py',
+    './_base_/alwa2_rpn.py',
+]

@@ -1,0 +1,4 @@
+_base_ = [
+    './mask_rcnn_r50_baseline_coco.py',
+    './_base_/alwa2_rpn.py',
+]
