@@ -6,6 +6,7 @@ config of one (cell, seed) at a scale. Used by ``run_table.py`` and
 ``collect_table.py``.
 """
 import copy
+import functools
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
@@ -155,6 +156,20 @@ def load_table(name: str, tables_file: str = TABLES_FILE,
         gpus=int(spec.get('gpus', 8)))
 
 
+@functools.lru_cache(maxsize=None)
+def _parse(path: str):
+    from mmengine.config import Config
+    return Config.fromfile(path)
+
+
+def load_config(rel_path: str):
+    """A fresh copy of the config at ``rel_path`` (parsed once)."""
+    path = osp.join(REPO_ROOT, rel_path)
+    if not osp.exists(path):
+        raise ValueError(f'config {rel_path!r} does not exist')
+    return copy.deepcopy(_parse(path))
+
+
 def build_cell_config(table: Table, cell: Cell, scale: str, seed: int,
                       work_dir: str, extra_options: Optional[dict] = None):
     """The mmengine ``Config`` of ``cell`` at ``scale`` with ``seed``.
@@ -163,14 +178,13 @@ def build_cell_config(table: Table, cell: Cell, scale: str, seed: int,
     ``cfg_options``), the cell's ``cfg_options``, ``extra_options`` (the
     command line's), then seed and work_dir.
     """
-    from mmengine.config import Config
     if scale not in table.scales:
         raise ValueError(f'table {table.name} runs at the scales '
                          f'{table.scales}, not {scale!r}')
-    cfg = Config.fromfile(osp.join(REPO_ROOT, cell.config))
+    cfg = load_config(cell.config)
     profile = table.profiles.get(scale, {})
     if profile.get('data_from'):
-        source = Config.fromfile(osp.join(REPO_ROOT, profile['data_from']))
+        source = load_config(profile['data_from'])
         for key in DATA_KEYS:
             if key in source:
                 cfg[key] = copy.deepcopy(source[key])
@@ -180,6 +194,12 @@ def build_cell_config(table: Table, cell: Cell, scale: str, seed: int,
                     extra_options):
         if options:
             cfg.merge_from_dict(copy.deepcopy(options))
+    for name, hook in (cfg.get('default_hooks') or {}).items():
+        if hook is not None and 'type' not in hook:
+            raise ValueError(
+                f'table {table.name}, cell {cell.key}: default_hooks.{name} '
+                f'has no type; its overrides {dict(hook)} need a config '
+                f'{cell.config} that defines default_hooks.{name}')
     cfg.randomness = dict(seed=int(seed), deterministic=False)
     cfg.work_dir = work_dir
     return cfg
