@@ -37,7 +37,7 @@ def main(argv=None):
     wrapper = OPTIM_WRAPPERS.build(dict(
         type='OptimWrapper',
         optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)))
-    hook_cfg = dict(cfg.custom_hooks[0])
+    hook_cfg = dict(cfg.default_hooks.alwa)
     # an α update in every block, so the timed steps include updates; ALWA
     # needs interval >= 2 (a one-sample std is undefined)
     hook_cfg['rule'] = dict(hook_cfg['rule'], interval=max(2, args.iters))

@@ -39,7 +39,8 @@ TARGETS = dict(dwa=1.01, dtp=1.01, guided=1.01, uncertainty=1.01,
 def hook_cfg(detector, method):
     cfg = Config.fromfile(osp.join(REPO, DETECTORS[detector].format(
         'gradnorm' if method == 'gradnorm_all' else method)))
-    hook = copy.deepcopy(cfg.custom_hooks[0])
+    hook = copy.deepcopy(
+        cfg.default_hooks['gradnorm' if method == 'gradnorm_all' else method])
     if method == 'gradnorm_all':
         shared = ['backbone', 'neck'] + (
             ['rpn_head.rpn_conv'] if detector == 'faster_rcnn' else [])

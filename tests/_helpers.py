@@ -284,7 +284,7 @@ def tiny_demo_options(root: str, epochs: int = 2) -> List[str]:
         'demo_data.img_size': '[96,64]',
         'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs,
         'default_hooks.checkpoint.interval': 1,
-        'custom_hooks.0.rule.interval': 2, 'default_hooks.logger.interval': 1,
+        'default_hooks.alwa.rule.interval': 2, 'default_hooks.logger.interval': 1,
         # an almost untrained model must still give boxes to evaluate
         'model.test_cfg.rcnn.score_thr': 0.0,
         'val_evaluator.ann_file': root + 'annotations/val.json',

@@ -1,4 +1,4 @@
-"""Every config under configs/ parses and builds its model.
+"""Every config under configs/ parses and builds its model and hooks.
 
 Pretrained weights cannot be downloaded here, so every ``init_cfg`` is
 dropped before building (users keep the real ones)."""
@@ -9,7 +9,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmdet.registry import MODELS
+from mmdet.registry import HOOKS, MODELS
 from mmdet.utils import register_all_modules
 
 from _helpers import REPO_ROOT
@@ -46,3 +46,13 @@ def test_config_builds(config):
     _strip_init_cfg(model_cfg)
     model = MODELS.build(model_cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
+    # balancing hooks live in default_hooks (merged by children), keyed by
+    # their name, and name loss modules of this very model
+    assert not any(h.get('type') == 'LossWeightingHook'
+                   for h in cfg.get('custom_hooks', []))
+    for key, hook_cfg in cfg.default_hooks.items():
+        if hook_cfg and hook_cfg['type'] == 'LossWeightingHook':
+            hook = HOOKS.build(copy.deepcopy(hook_cfg))
+            assert hook.name == key
+            resolved = hook._resolve(model)
+            assert all(resolved.values())

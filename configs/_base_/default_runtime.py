@@ -10,7 +10,7 @@ visualizer = dict(
 # NonFiniteGuardHook names the loss terms and images of a NaN/inf iteration
 # (with the NonFiniteGuardOptimWrapper of the model configs);
 # FilteredAnnotationsHook reports CountingFilterAnnotations' count. In
-# default_hooks (a dict) so that configs setting custom_hooks keep them.
+# default_hooks (a dict that children merge, as our balancing hooks).
 default_hooks = dict(
     nonfinite_guard=dict(type='NonFiniteGuardHook'),
     filtered_annotations=dict(type='FilteredAnnotationsHook', interval=50))

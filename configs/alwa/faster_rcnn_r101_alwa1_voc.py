@@ -1,4 +1,7 @@
-_base_ = [
-    './faster_rcnn_r101_baseline_voc.py',
-    './_base_/alwa1_rpn.py',
-]
+_base_ = './faster_rcnn_r50_alwa1_voc.py'
+
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet101')))

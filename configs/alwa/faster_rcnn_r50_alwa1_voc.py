@@ -1,4 +1,16 @@
-_base_ = [
-    './faster_rcnn_r50_baseline_voc.py',
-    './_base_/alwa1_rpn.py',
-]
+# ALWA_1 (mean + std) on the RPN's cls/reg losses. Yu et al. put ALWA into the
+# RPN of two-stage detectors and into the head of one-stage ones; lambda0 = 1
+# and C = 100 in all of its experiments. mode='multiplicative' does not
+# oscillate (docs/alwa.md). A child config changes one knob with one line, e.g.
+#   default_hooks = dict(alwa=dict(rule=dict(interval=50)))
+#   default_hooks = dict(alwa=dict(head='roi_head.bbox_head'))
+_base_ = './faster_rcnn_r50_baseline_voc.py'
+
+default_hooks = dict(
+    alwa=dict(
+        type='LossWeightingHook',
+        name='alwa',
+        rule=dict(type='ALWA', variant=1, interval=100, init_weight=1.0,
+                  mode='faithful'),
+        head='rpn_head',
+        losses=dict(cls='loss_cls', reg='loss_bbox')))

@@ -1,4 +1,3 @@
-_base_ = [
-    './faster_rcnn_r50_baseline_ciou_voc.py',
-    './_base_/alwa2_rpn.py',
-]
+_base_ = './faster_rcnn_r50_alwa1_ciou_voc.py'
+
+default_hooks = dict(alwa=dict(rule=dict(variant=2)))

@@ -2,9 +2,7 @@
 # mmdet's L1 loss). beta as in mmdet's v1 configs, weight 1 (= lambda0).
 _base_ = './faster_rcnn_r50_baseline_voc.py'
 
-smoothl1_beta = 1.0 / 9.0
-
 model = dict(
     rpn_head=dict(
         loss_bbox=dict(
-            type='SmoothL1Loss', beta=smoothl1_beta, loss_weight=1.0)))
+            type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=1.0)))

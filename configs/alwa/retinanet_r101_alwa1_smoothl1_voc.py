@@ -1,4 +1,7 @@
-_base_ = [
-    './retinanet_r101_baseline_smoothl1_voc.py',
-    './_base_/alwa1_dense.py',
-]
+_base_ = './retinanet_r50_alwa1_smoothl1_voc.py'
+
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet101')))

@@ -1,4 +1,7 @@
-_base_ = [
-    './retinanet_r101_baseline_ciou_voc.py',
-    './_base_/alwa2_dense.py',
-]
+_base_ = './retinanet_r50_alwa2_ciou_voc.py'
+
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet101')))

@@ -1,4 +1,4 @@
-_base_ = [
-    './retinanet_r50_baseline_voc.py',
-    './_base_/alwa2_dense.py',
-]
+# ALWA_2 (std only): ALWA_1's config with the other variant.
+_base_ = './retinanet_r50_alwa1_voc.py'
+
+default_hooks = dict(alwa=dict(rule=dict(variant=2)))

@@ -2,9 +2,7 @@
 # beta as in mmdet's v1 configs, weight 1 (= lambda0 in the paper).
 _base_ = './retinanet_r50_baseline_voc.py'
 
-smoothl1_beta = 0.11
-
 model = dict(
     bbox_head=dict(
         loss_bbox=dict(
-            type='SmoothL1Loss', beta=smoothl1_beta, loss_weight=1.0)))
+            type='SmoothL1Loss', beta=0.11, loss_weight=1.0)))

@@ -1,15 +1,14 @@
 # DWA (Liu et al. 2019) on Faster R-CNN R50 VOC0712; see docs/balancers.md.
 _base_ = '../alwa/faster_rcnn_r50_baseline_voc.py'
-# Balanced losses: the RPN's, as ALWA's (Table 4 of the ALWA paper); set
-# balanced_head = 'roi_head.bbox_head' to balance the RoI head instead.
-balanced_head = 'rpn_head'
-dwa_interval = 100  # iterations per window (the paper's "epoch")
-dwa_temperature = 2.0
 
-custom_hooks = [
-    dict(type='LossWeightingHook', name='dwa',
-         rule=dict(type='DWA', interval=dwa_interval,
-                   temperature=dwa_temperature),
-         losses=dict(cls=f'{balanced_head}.loss_cls',
-                     reg=f'{balanced_head}.loss_bbox')),
-]
+# The RPN's losses, as ALWA's (Table 4 of the ALWA paper); a child config
+# balances the RoI head instead with
+#   default_hooks = dict(dwa=dict(head='roi_head.bbox_head'))
+default_hooks = dict(
+    dwa=dict(
+        type='LossWeightingHook',
+        name='dwa',
+        # interval: iterations per window (the paper's "epoch")
+        rule=dict(type='DWA', interval=100, temperature=2.0),
+        head='rpn_head',
+        losses=dict(cls='loss_cls', reg='loss_bbox')))

@@ -1,17 +1,17 @@
-# GradNorm (Chen et al. 2018) on Faster R-CNN R50 VOC0712; see docs/balancers.md.
+# GradNorm (Chen et al. 2018) on Faster R-CNN R50 VOC0712; see
+# docs/balancers.md.
 _base_ = '../alwa/faster_rcnn_r50_baseline_voc.py'
-# Balanced losses: the RPN's, as ALWA's (Table 4 of the ALWA paper); set
-# balanced_head = 'roi_head.bbox_head' to balance the RoI head instead.
-balanced_head = 'rpn_head'
-gradnorm_alpha = 1.5  # asymmetry
-gradnorm_lr = 0.025  # learning rate of the task weights
-shared_layer = None  # default: the last layer shared by the balanced heads
 
-custom_hooks = [
-    dict(type='LossWeightingHook', name='gradnorm',
-         rule=dict(type='GradNorm', alpha=gradnorm_alpha, lr=gradnorm_lr),
-         losses=dict(cls=f'{balanced_head}.loss_cls',
-                     reg=f'{balanced_head}.loss_bbox'),
-         signals=dict(grad_norm=dict(type='grad_norm',
-                                     shared_layer=shared_layer))),
-]
+# The RPN's losses, as ALWA's (Table 4 of the ALWA paper); a child config
+# balances the RoI head instead with
+#   default_hooks = dict(gradnorm=dict(head='roi_head.bbox_head'))
+default_hooks = dict(
+    gradnorm=dict(
+        type='LossWeightingHook',
+        name='gradnorm',
+        # alpha: asymmetry; lr: learning rate of the task weights
+        rule=dict(type='GradNorm', alpha=1.5, lr=0.025),
+        head='rpn_head',
+        losses=dict(cls='loss_cls', reg='loss_bbox'),
+        # shared_layer=None: the last layer shared by the balanced heads
+        signals=dict(grad_norm=dict(type='grad_norm', shared_layer=None))))

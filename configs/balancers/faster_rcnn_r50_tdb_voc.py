@@ -1,18 +1,18 @@
 # Task-level dynamic balancing (TDB, paper 004 Eq. 10-16) on Faster R-CNN R50
 # VOC0712; n_j = samples each loss is computed over; see docs/balancers.md.
 _base_ = '../alwa/faster_rcnn_r50_baseline_voc.py'
-# Balanced losses: the RPN's, as ALWA's (Table 4 of the ALWA paper); set
-# balanced_head = 'roi_head.bbox_head' to balance the RoI head instead.
-balanced_head = 'rpn_head'
-tdb_theta = 1.0  # restoring force (the paper's best value)
-tdb_lr = 0.025  # learning rate of the task weights
-shared_layer = None  # default: the last layer shared by the balanced heads
 
-custom_hooks = [
-    dict(type='LossWeightingHook', name='tdb',
-         rule=dict(type='TDB', theta=tdb_theta, lr=tdb_lr),
-         losses=dict(cls=f'{balanced_head}.loss_cls',
-                     reg=f'{balanced_head}.loss_bbox'),
-         signals=dict(grad_norm=dict(type='grad_norm',
-                                     shared_layer=shared_layer))),
-]
+# The RPN's losses, as ALWA's (Table 4 of the ALWA paper); a child config
+# balances the RoI head instead with
+#   default_hooks = dict(tdb=dict(head='roi_head.bbox_head'))
+default_hooks = dict(
+    tdb=dict(
+        type='LossWeightingHook',
+        name='tdb',
+        # theta: restoring force (the paper's best value); lr: learning rate
+        # of the task weights
+        rule=dict(type='TDB', theta=1.0, lr=0.025),
+        head='rpn_head',
+        losses=dict(cls='loss_cls', reg='loss_bbox'),
+        # shared_layer=None: the last layer shared by the balanced heads
+        signals=dict(grad_norm=dict(type='grad_norm', shared_layer=None))))

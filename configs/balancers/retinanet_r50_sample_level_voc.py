@@ -2,7 +2,7 @@
 # RetinaNet R50 VOC0712: the focal loss without its alpha class balancing;
 # see docs/balancers.md.
 _base_ = '../alwa/retinanet_r50_baseline_voc.py'
-sample_beta = 2.0  # sample-level focusing parameter
 
-model = dict(bbox_head=dict(loss_cls=dict(gamma=sample_beta, alpha=0.5,
+# beta (mmdet's gamma) = 2: the sample-level focusing parameter
+model = dict(bbox_head=dict(loss_cls=dict(gamma=2.0, alpha=0.5,
                                           loss_weight=2.0)))

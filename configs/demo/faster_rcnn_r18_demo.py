@@ -7,47 +7,38 @@ _base_ = [
     '../_base_/default_runtime.py',  # mmdet's + custom_imports, TensorBoard
 ]
 
-# ---- knobs ----
+# data_root, classes and img_scale are used in several places below;
+# demo_data: the arguments of generate_demo_dataset (tools/demo.py).
 data_root = 'data/demo/'
 classes = ('disc', 'square', 'triangle', 'bar', 'ring')  # = DEMO_CLASSES
 img_scale = (160, 120)  # (w, h)
-# arguments of generate_demo_dataset, used by tools/demo.py
 demo_data = dict(num_train=320, num_val=60, img_size=img_scale, seed=0)
-base_channels = 16  # ResNet-18 stage widths: 16, 32, 64, 128
-fpn_channels = 64
-fc_channels = 256
-anchor_scale = 4  # anchors of 16-256 px (strides 4-64); objects are 14-150 px
-batch_size = 8
-max_epochs = 24
-lr = 2e-3
-weight_decay = 0.05
-warmup_iters = 100
-num_workers = 2
 
 # ---- model ----
 model = dict(
     backbone=dict(
         depth=18,
-        base_channels=base_channels,
+        base_channels=16,  # stage widths 16, 32, 64, 128
         # from scratch: every stage trains, BN statistics are learned
         frozen_stages=-1,
         norm_eval=False,
         init_cfg=None),
     neck=dict(
-        in_channels=[base_channels * 2**i for i in range(4)],
-        out_channels=fpn_channels),
+        in_channels=[16, 32, 64, 128],
+        out_channels=64),
     rpn_head=dict(
-        in_channels=fpn_channels,
-        feat_channels=fpn_channels,
-        anchor_generator=dict(scales=[anchor_scale])),
+        in_channels=64,
+        feat_channels=64,
+        # anchors of 16-256 px (strides 4-64); objects are 14-150 px
+        anchor_generator=dict(scales=[4])),
     roi_head=dict(
         # a fixed 2x2 sampling grid: the adaptive one (0) made RoIAlign's CPU
         # backward a fifth of the iteration time
         bbox_roi_extractor=dict(
-            roi_layer=dict(sampling_ratio=1), out_channels=fpn_channels),
+            roi_layer=dict(sampling_ratio=1), out_channels=64),
         bbox_head=dict(
-            in_channels=fpn_channels,
-            fc_out_channels=fc_channels,
+            in_channels=64,
+            fc_out_channels=256,
             num_classes=len(classes))),
     # a handful of objects per image needs far fewer proposals than COCO
     train_cfg=dict(
@@ -77,8 +68,8 @@ test_pipeline = [
                    'scale_factor')),
 ]
 train_dataloader = dict(
-    batch_size=batch_size,
-    num_workers=num_workers,
+    batch_size=8,
+    num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
@@ -91,8 +82,8 @@ train_dataloader = dict(
         filter_cfg=dict(filter_empty_gt=True),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=batch_size,
-    num_workers=num_workers,
+    batch_size=8,
+    num_workers=2,
     persistent_workers=True,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
@@ -114,25 +105,25 @@ test_evaluator = val_evaluator
 
 # ---- schedule ----
 train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+    type='EpochBasedTrainLoop', max_epochs=24, val_interval=24)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
     # stops with a clear error on a NaN/inf loss (docs/troubleshooting_nan.md)
     type='NonFiniteGuardOptimWrapper',
     nonfinite_policy='raise',
-    optimizer=dict(type='AdamW', lr=lr, weight_decay=weight_decay),
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
     clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=warmup_iters),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
-         T_max=max_epochs, eta_min=lr * 0.01, convert_to_iter_based=True),
+         end=100),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=24,
+         T_max=24, eta_min=2e-5, convert_to_iter_based=True),
 ]
-auto_scale_lr = dict(enable=False, base_batch_size=batch_size)
+auto_scale_lr = dict(enable=False, base_batch_size=8)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs,
+    checkpoint=dict(type='CheckpointHook', interval=24,
                     max_keep_ckpts=1, save_last=True))
 log_processor = dict(window_size=10)

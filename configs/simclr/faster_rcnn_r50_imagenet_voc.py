@@ -3,8 +3,8 @@
 # torchvision-format ResNet-50 file.
 _base_ = '../_base_/faster_rcnn_r50_voc.py'
 
-imagenet_checkpoint = 'torchvision://resnet50'
-
+# a local file: model = dict(backbone=dict(init_cfg=dict(checkpoint=PATH)))
 model = dict(
     backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint=imagenet_checkpoint)))
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet50')))

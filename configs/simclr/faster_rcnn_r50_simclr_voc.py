@@ -3,12 +3,11 @@
 # like the ImageNet variant (stage 1 frozen, BN statistics frozen).
 _base_ = '../_base_/faster_rcnn_r50_voc.py'
 
-# the SimCLR checkpoint (keys backbone.*), or a file written by
-# tools/misc/export_backbone.py (then set simclr_prefix = None)
-simclr_checkpoint = 'work_dirs/simclr_r50_voc/epoch_10.pth'
-simclr_prefix = 'backbone.'
-
+# checkpoint: the SimCLR checkpoint (keys backbone.*), or a file written by
+# tools/misc/export_backbone.py (then prefix=None); a child config sets it with
+#   model = dict(backbone=dict(init_cfg=dict(checkpoint='my_simclr.pth')))
 model = dict(
     backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint=simclr_checkpoint,
-                      prefix=simclr_prefix)))
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='work_dirs/simclr_r50_voc/epoch_10.pth',
+                      prefix='backbone.')))

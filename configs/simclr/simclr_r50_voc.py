@@ -8,49 +8,37 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-# ---- knobs ----
-depth = 50
-# paper 001 starts from the ImageNet encoder; None: random initialisation
-backbone_init = 'torchvision://resnet50'
-img_size = 224
-batch_size = 128  # per GPU; more negatives help SimCLR (docs/simclr.md)
-max_epochs = 10
-lr = 3e-4
-temperature = 0.5
-projector_hidden = 2048
-projector_out = 128
-# RGB mean/std of the pretraining images (paper 001 normalises with the
-# dataset's own): print yours with tools/analysis_tools/dataset_mean_std.py
-data_mean = [123.675, 116.28, 103.53]
-data_std = [58.395, 57.12, 57.375]
-num_workers = 8
-
 # ---- model ----
 model = dict(
     type='SimCLR',
     data_preprocessor=dict(
         type='SimCLRDataPreprocessor',
-        mean=data_mean,
-        std=data_std,
+        # RGB mean/std of the pretraining images (paper 001 normalises with
+        # the dataset's own): print yours with
+        # tools/analysis_tools/dataset_mean_std.py
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True),
     backbone=dict(
         type='ResNet',
-        depth=depth,
+        depth=50,
         num_stages=4,
         out_indices=(3, ),
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,  # BN statistics are learned during pretraining
         style='pytorch',
-        init_cfg=dict(type='Pretrained', checkpoint=backbone_init)
-        if backbone_init else None),
-    projector_hidden=projector_hidden,
-    projector_out=projector_out,
-    loss=dict(type='NTXentLoss', temperature=temperature))
+        # paper 001 starts from the ImageNet encoder; init_cfg=None: random
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet50')),
+    projector_hidden=2048,
+    projector_out=128,
+    # tau; a child config: model = dict(loss=dict(temperature=0.2))
+    loss=dict(type='NTXentLoss', temperature=0.5))
 
 # ---- data ----
 view_pipeline = [
-    dict(type='RandomResizedCrop', scale=img_size),
+    dict(type='RandomResizedCrop', scale=224),
     dict(type='RandomFlip', prob=0.5),
     dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4,
          hue=0.1, prob=0.8),
@@ -66,8 +54,10 @@ simclr_pipeline = [
 ]
 train_dataloader = dict(
     _delete_=True,
-    batch_size=batch_size,
-    num_workers=num_workers,
+    # per GPU; more negatives help SimCLR (docs/simclr.md); a child config:
+    # train_dataloader = dict(batch_size=64)
+    batch_size=128,
+    num_workers=8,
     persistent_workers=True,
     # a small last batch would have few negatives
     drop_last=True,
@@ -84,11 +74,11 @@ test_cfg = None
 test_evaluator = None
 
 # ---- schedule ----
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10)
 optim_wrapper = dict(
     type='NonFiniteGuardOptimWrapper',
     nonfinite_policy='raise',
-    optimizer=dict(type='Adam', lr=lr))
+    optimizer=dict(type='Adam', lr=3e-4))
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,

@@ -43,8 +43,8 @@ def _cfg(config, work_dir, data, iters, flip=True, rule=None, **kw):
     if not flip:  # a resumed run must see the very same images
         pipeline = cfg.train_dataloader.dataset.pipeline
         pipeline[:] = [t for t in pipeline if t['type'] != 'RandomFlip']
-    for hook in cfg.get('custom_hooks', []):
-        if hook['type'] == 'LossWeightingHook':
+    for hook in cfg.default_hooks.values():
+        if hook and hook['type'] == 'LossWeightingHook':
             hook.rule.update(FAST.get(hook.rule.type, {}), **(rule or {}))
     return cfg
 

@@ -27,8 +27,8 @@ def _cfg(config, work_dir, data, max_iters, interval=2, init_weight=1.0,
          checkpoint_interval=None, deterministic=False, **rule):
     cfg = tiny_cfg(config, str(work_dir), data, max_iters=max_iters,
                    checkpoint_interval=checkpoint_interval)
-    cfg.custom_hooks[0].rule.update(interval=interval,
-                                    init_weight=init_weight, **rule)
+    cfg.default_hooks.alwa.rule.update(interval=interval,
+                                       init_weight=init_weight, **rule)
     # no validation (these tests are about training), no TensorBoard thread
     # (dist_run forks this process)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
@@ -121,7 +121,7 @@ def test_faster_rcnn_alpha_and_backprop(frcnn_run):
 
 def _plain_model(baseline, data, work_dir):
     cfg = tiny_cfg(baseline, str(work_dir), data)
-    cfg.pop('custom_hooks', None)
+    cfg.default_hooks.pop('alwa', None)
     return MODELS.build(cfg.model)
 
 
@@ -238,6 +238,23 @@ def test_bad_loss_path(tiny_data, tmp_path):
         hook.before_run(SimpleNamespace(model=model))
 
 
+def test_head_prefixes_every_loss_path(tiny_data, tmp_path):
+    model = _tiny_model(tiny_data, tmp_path)
+    hook = LossWeightingHook(
+        rule=dict(type='ALWA'), head='roi_head.bbox_head',
+        losses=dict(cls='loss_cls', reg=['loss_bbox']))
+    assert hook.loss_paths == dict(cls=['roi_head.bbox_head.loss_cls'],
+                                   reg=['roi_head.bbox_head.loss_bbox'])
+    resolved = hook._resolve(model)
+    assert resolved['cls'] == [model.roi_head.bbox_head.loss_cls]
+    assert resolved['reg'] == [model.roi_head.bbox_head.loss_bbox]
+    # a path that is wrong under the head names the full path
+    hook = LossWeightingHook(rule=dict(type='ALWA'), head='rpn_head',
+                             losses=dict(cls='loss_cls', reg='loss_box'))
+    with pytest.raises(ValueError, match=r"'rpn_head\.loss_box'"):
+        hook.before_run(SimpleNamespace(model=model))
+
+
 @pytest.mark.parametrize('kwargs,match', [
     (dict(rule=dict(type='ALWA'), losses=dict(cls='a')), 'losses'),
     (dict(rule=dict(type='ALWA'), losses=dict(cls='a', reg='b', x='c')),
@@ -250,6 +267,8 @@ def test_bad_loss_path(tiny_data, tmp_path):
           name='a/b'), 'name'),
     (dict(rule=dict(type='ALWA'), losses=dict(cls='a', reg='b'),
           signals=dict(kpi=dict(type='kpi'))), 'not required'),
+    *[(dict(rule=dict(type='ALWA'), losses=dict(cls='a', reg='b'),
+            head=head), 'head') for head in ('', '.rpn_head', 'a..b', 3)],
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -340,10 +359,11 @@ def probe_rule():
 
 def test_extension_points(probe_rule, tiny_data, tmp_path):
     cfg = _cfg(FRCNN, tmp_path, tiny_data, max_iters=2)
-    cfg.custom_hooks = [dict(
+    del cfg.default_hooks['alwa']
+    cfg.default_hooks.probe = dict(
         type='LossWeightingHook', name='probe', rule=dict(type='_Probe'),
         losses=dict(cls='rpn_head.loss_cls', reg='rpn_head.loss_bbox'),
-        param_group=dict(lr=0.1, momentum=0.0, weight_decay=0.0))]
+        param_group=dict(lr=0.1, momentum=0.0, weight_decay=0.0))
     runner, _ = _train(cfg)
     hook = _hook(runner)
     assert _ProbeProvider.calls == [

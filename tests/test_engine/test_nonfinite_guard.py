@@ -111,10 +111,10 @@ def _runner(tiny_data, tmp_path, policy, iters, max_iters, **kw):
     cfg.optim_wrapper.nonfinite_policy = policy
     cfg.optim_wrapper.update(kw)
     cfg.default_hooks.nonfinite_guard = dict(type='NonFiniteGuardHook')
-    cfg.custom_hooks = [dict(
+    cfg.default_hooks.alwa = dict(
         type='LossWeightingHook', name='alwa',
         rule=dict(type='ALWA', variant=1, interval=2),
-        losses=dict(cls='rpn_head.loss_cls', reg='rpn_head.loss_bbox'))]
+        losses=dict(cls='rpn_head.loss_cls', reg='rpn_head.loss_bbox'))
     runner = Runner.from_cfg(cfg)
     plant = _PlantNaN(iters)
     runner.register_hook(plant)

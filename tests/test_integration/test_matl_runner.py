@@ -170,14 +170,14 @@ def test_matl_with_alwa1_and_triplet_as_a_balanced_task(tiny_data, box_labels,
     cfg = _no_val(tiny_cfg('configs/matl/faster_rcnn_r50_matl_alwa1_voc.py',
                            str(tmp_path), tiny_data, max_iters=2))
     cfg.model.roi_head.box_clusters = box_labels
-    assert cfg.custom_hooks[0].rule.type == 'ALWA'
+    assert cfg.default_hooks.alwa.rule.type == 'ALWA'
     # the triplet loss as a third task of a rule, next to the R-CNN losses
-    cfg.custom_hooks.append(dict(
+    cfg.default_hooks.dwa = dict(
         type='LossWeightingHook', name='dwa',
         rule=dict(type='DWA', tasks=('cls', 'reg', 'triplet'), interval=1),
         losses=dict(cls='roi_head.bbox_head.loss_cls',
                     reg='roi_head.bbox_head.loss_bbox',
-                    triplet='roi_head.loss_triplet')))
+                    triplet='roi_head.loss_triplet'))
     runner = Runner.from_cfg(cfg)
     runner.train()
     hub = runner.message_hub

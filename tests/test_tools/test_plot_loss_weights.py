@@ -22,7 +22,7 @@ def alwa_work_dir(tiny_data, tmp_path_factory):
     work_dir = str(tmp_path_factory.mktemp('plot'))
     cfg = tiny_cfg('configs/alwa/retinanet_r50_alwa1_voc.py', work_dir,
                    tiny_data, max_iters=4)
-    cfg.custom_hooks[0].rule.interval = 2
+    cfg.default_hooks.alwa.rule.interval = 2
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
     # a visualizer named like an earlier one in this process would be reused,

@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     name = args.name or find_name(records)
     if name is None:
         sys.exit(f'no loss weights in the logs of {args.work_dir!r} '
-                 f'(was LossWeightingHook in custom_hooks?)')
+                 f'(was a LossWeightingHook in default_hooks?)')
     out = args.out or osp.join(args.work_dir, 'loss_weights.png')
     plot(records, name, out)
     print(f'wrote {out}')

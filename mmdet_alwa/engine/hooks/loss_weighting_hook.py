@@ -1,14 +1,17 @@
 """``LossWeightingHook``: attach any balancing rule of
 :mod:`mmdet_alwa.weighting` to named loss modules of any mmdet detector.
 
-Usage (one ``custom_hooks`` entry; the model config is left untouched)::
+Usage (one ``default_hooks`` entry keyed by its name, so that a child config
+changes one knob with one line, e.g. ``default_hooks =
+dict(alwa=dict(rule=dict(interval=50)))``; the model config is left
+untouched)::
 
     custom_imports = dict(imports=['mmdet_alwa'], allow_failed_imports=False)
-    custom_hooks = [
-        dict(type='LossWeightingHook', name='alwa',
-             rule=dict(type='ALWA', variant=1, interval=100, init_weight=1.0),
-             losses=dict(cls='rpn_head.loss_cls', reg='rpn_head.loss_bbox')),
-    ]
+    default_hooks = dict(
+        alwa=dict(type='LossWeightingHook', name='alwa',
+                  rule=dict(type='ALWA', variant=1, interval=100),
+                  head='rpn_head',
+                  losses=dict(cls='loss_cls', reg='loss_bbox')))
 
 How it works. In ``before_run`` the dotted paths of ``losses`` are resolved
 on the unwrapped detector (a task may name several modules; their outputs are
@@ -90,9 +93,9 @@ class LossWeightingHook(Hook):
         rule (dict): the rule's config, e.g. ``dict(type='ALWA', variant=1)``
             (see :data:`mmdet_alwa.weighting.RULES`).
         losses (dict): ``{task: path or [paths]}``: the dotted module paths
-            (on the unwrapped detector) of each task's loss modules; the keys
-            must be the rule's tasks, e.g. ``dict(cls='rpn_head.loss_cls',
-            reg='rpn_head.loss_bbox')``.
+            (on the unwrapped detector, or relative to ``head``) of each
+            task's loss modules; the keys must be the rule's tasks, e.g.
+            ``dict(cls='rpn_head.loss_cls', reg='rpn_head.loss_bbox')``.
         name (str, optional): the prefix of the logged scalars and the key of
             the checkpointed state. Default: the rule type in lower case.
             Two hooks on one runner need different names.
@@ -101,6 +104,11 @@ class LossWeightingHook(Hook):
         param_group (dict, optional): optimizer options of the param group
             of a rule with learnable parameters (e.g. ``dict(lr=0.025,
             weight_decay=0.0)``); default: the optimizer's defaults.
+        head (str, optional): a module path joined before every path of
+            ``losses``, e.g. ``head='rpn_head'`` with
+            ``losses=dict(cls='loss_cls', reg='loss_bbox')``, so that a
+            child config moves the hook to another head with one line.
+            Default: None (the paths of ``losses`` are absolute).
     """
 
     priority = 'NORMAL'
@@ -110,7 +118,8 @@ class LossWeightingHook(Hook):
                  losses: Mapping[str, Union[str, Sequence[str]]],
                  name: Optional[str] = None,
                  signals: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                 param_group: Optional[Mapping[str, Any]] = None) -> None:
+                 param_group: Optional[Mapping[str, Any]] = None,
+                 head: Optional[str] = None) -> None:
         if not isinstance(rule, Mapping) or 'type' not in rule:
             raise ValueError(
                 f'rule must be a dict with a "type", got {rule!r}')
@@ -120,7 +129,7 @@ class LossWeightingHook(Hook):
             raise ValueError(f'name must be a non-empty string without "/", '
                              f'got {name!r}')
         self.name = name
-        self.loss_paths = self._check_losses(losses)
+        self.loss_paths = self._check_losses(losses, head)
         signals = dict(signals or {})
         unknown = set(signals) - set(self.rule.required_signals)
         if unknown:
@@ -142,7 +151,13 @@ class LossWeightingHook(Hook):
         self._attached = False
         self._last_weights: Optional[Dict[str, float]] = None
 
-    def _check_losses(self, losses) -> Dict[str, List[str]]:
+    def _check_losses(self, losses,
+                      head: Optional[str] = None) -> Dict[str, List[str]]:
+        if head is not None and not (
+                isinstance(head, str) and head
+                and all(head.split('.'))):
+            raise ValueError(f'head must be a dotted module path such as '
+                             f'"rpn_head" or None, got {head!r}')
         if not isinstance(losses, Mapping):
             raise ValueError(f'losses must be a dict task -> module path, '
                              f'got {losses!r}')
@@ -158,7 +173,8 @@ class LossWeightingHook(Hook):
             if not value or not all(isinstance(p, str) and p for p in value):
                 raise ValueError(f'losses[{task!r}] must be a module path or '
                                  f'a list of them, got {losses[task]!r}')
-            paths[task] = value
+            paths[task] = value if head is None else [
+                f'{head}.{p}' for p in value]
         return paths
 
     # ------------------------------------------------------------ set-up
