@@ -3,9 +3,7 @@
 # configs/alwa/faster_rcnn_r50_baseline_smoothl1_voc.py.
 _base_ = './faster_rcnn_r50_baseline_coco.py'
 
-smoothl1_beta = 1.0 / 9.0
-
 model = dict(
     rpn_head=dict(
         loss_bbox=dict(
-            type='SmoothL1Loss', beta=smoothl1_beta, loss_weight=1.0)))
+            type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=1.0)))

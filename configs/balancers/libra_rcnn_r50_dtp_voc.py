@@ -8,5 +8,6 @@ default_hooks = dict(
         type='LossWeightingHook',
         name='dtp',
         rule=dict(type='DTP', gamma=1.0, alpha=0.1),
-        losses=dict(cls='rpn_head.loss_cls', reg='rpn_head.loss_bbox'),
+        head='rpn_head',
+        losses=dict(cls='loss_cls', reg='loss_bbox'),
         signals=dict(kpi=dict(type='kpi', cls_metric='accuracy'))))

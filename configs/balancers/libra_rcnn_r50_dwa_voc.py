@@ -7,4 +7,5 @@ default_hooks = dict(
         type='LossWeightingHook',
         name='dwa',
         rule=dict(type='DWA', interval=100, temperature=2.0),
-        losses=dict(cls='rpn_head.loss_cls', reg='rpn_head.loss_bbox')))
+        head='rpn_head',
+        losses=dict(cls='loss_cls', reg='loss_bbox')))

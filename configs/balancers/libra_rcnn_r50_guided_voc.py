@@ -7,4 +7,5 @@ default_hooks = dict(
         type='LossWeightingHook',
         name='guided',
         rule=dict(type='GuidedLoss', mode='rpn', warmup=100),
-        losses=dict(cls='rpn_head.loss_cls', reg='rpn_head.loss_bbox')))
+        head='rpn_head',
+        losses=dict(cls='loss_cls', reg='loss_bbox')))

@@ -1,26 +1,24 @@
 # The CPU-scale real-data study (docs/results.md): the demo's small Faster
 # R-CNN (narrow ResNet-18 + FPN from scratch, configs/demo/) on the raccoon
 # photographs (PASCAL VOC layout, one class, 160 trainval / 40 test images),
-# ~224 px, a few hundred iterations. Sized so that one run, evaluation
+# ~192 px, a few hundred iterations. Sized so that one run, evaluation
 # included, takes about two single-threaded CPU minutes; the balancers are
 # added per cell by tools/experiments/tables/study.py.
 _base_ = ['../demo/faster_rcnn_r18_demo.py']
 
-# ---- knobs ----
-data_root = 'data/raccoon/'  # ln -s <path>/raccoon data/raccoon
+# used in several places below; data_root: ln -s <path>/raccoon data/raccoon
+data_root = 'data/raccoon/'
 demo_data = None  # not the generated demo data
 classes = ('raccoon', )
-img_scale = (224, 224)  # (w, h): the longer side becomes 224 px
-anchor_scale = 8  # anchors of 32-512 px (strides 4-64); raccoons are large
+img_scale = (192, 192)  # (w, h): the longer side becomes 192 px
 batch_size = 4
-max_iters = 160
-val_interval = max_iters
-warmup_iters = 40
+max_iters = 150
 lr = 2e-3
 
 # ---- model ----
 model = dict(
-    rpn_head=dict(anchor_generator=dict(scales=[anchor_scale])),
+    # anchors of 32-512 px (strides 4-64); raccoons are large
+    rpn_head=dict(anchor_generator=dict(scales=[8])),
     roi_head=dict(bbox_head=dict(num_classes=len(classes))))
 
 # ---- data ----
@@ -77,11 +75,11 @@ test_evaluator = val_evaluator
 
 # ---- schedule (iterations) ----
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
-                 max_iters=max_iters, val_interval=val_interval)
+                 max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=warmup_iters),
+         end=30),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters,
          T_max=max_iters, eta_min=lr * 0.01),
 ]
