@@ -176,3 +176,14 @@ def test_unknown_table(folder, capsys):
     _, tables, _ = folder
     assert collect_table.main(['nope', '--tables', tables]) == 2
     assert "unknown table 'nope'" in capsys.readouterr().err
+
+
+def test_weight_summary():
+    # α = 1 until iteration 30, 0.2 at 30 (first change), 0.5 at 60
+    its = [10, 20, 30, 40, 50, 60, 70]
+    ratios = [1.0, 1.0, 0.2, 0.2, 0.2, 0.5, 0.5]
+    assert collect_table.weight_summary(its, ratios) == dict(
+        first_change_iter=30, first_ratio=0.2, final_ratio=0.5,
+        min_ratio=0.2, max_ratio=1.0, n_changes=2)
+    flat = collect_table.weight_summary([1, 2], [1.0, 1.0])
+    assert flat['first_change_iter'] == '' and flat['n_changes'] == 0

@@ -17,7 +17,8 @@ writes, next to each other:
 Cells with failed, unfinished or missing runs are listed with that status,
 never dropped. Outputs: ``<out>.md``, ``<out>.csv``, ``<out>.png`` (bars with
 error bars) and, with ``--weights``, ``<out>_weights.png`` (the logged
-w_cls / w_reg of each balanced cell over the iterations, every seed).
+w_cls / w_reg of each balanced cell over the iterations, every seed) with
+``<out>_weights.csv`` (per run: first change, final value, range).
 
 Example::
 
@@ -350,9 +351,22 @@ def _weight_series(run_dir: str) -> Optional[Tuple[str, list, list]]:
     return name, its, ratios
 
 
+def weight_summary(its: List[int], ratios: List[float]) -> dict:
+    """Where a logged w_cls / w_reg trajectory first left its initial value,
+    where it ended, its range and how often it changed."""
+    changes = [i for i in range(1, len(ratios))
+               if not math.isclose(ratios[i], ratios[i - 1], rel_tol=1e-9)]
+    first = changes[0] if changes else None
+    return dict(first_change_iter=its[first] if first is not None else '',
+                first_ratio=ratios[first] if first is not None else '',
+                final_ratio=ratios[-1], min_ratio=min(ratios),
+                max_ratio=max(ratios), n_changes=len(changes))
+
+
 def plot_weights(table: Table, work_root: str, path: str) -> List[str]:
     """w_cls / w_reg over the iterations, one panel per balanced cell, one
-    line per seed; returns the cells drawn."""
+    line per seed, and their summary (:func:`weight_summary`) as
+    ``<path without .png>.csv``; returns the cells drawn."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -368,6 +382,17 @@ def plot_weights(table: Table, work_root: str, path: str) -> List[str]:
             series[cell.key] = runs
     if not series:
         return []
+    with open(osp.splitext(path)[0] + '.csv', 'w', newline='') as f:
+        writer = None
+        for key, runs in series.items():
+            for seed, (name, its, ratios) in runs:
+                row = dict(cell=key, run=seed, hook=name,
+                           **weight_summary(its, ratios))
+                if writer is None:
+                    writer = csv.DictWriter(f, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow({k: round(v, 5) if isinstance(v, float)
+                                 else v for k, v in row.items()})
     n = len(series)
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
@@ -435,7 +460,7 @@ def main(argv=None) -> int:
     written = [out + ext for ext in ('.md', '.csv', '.png')]
     if args.weights and plot_weights(table, args.work_dir,
                                      out + '_weights.png'):
-        written.append(out + '_weights.png')
+        written += [out + '_weights.png', out + '_weights.csv']
     print(markdown)
     print('wrote ' + ', '.join(written))
     return 0
