@@ -139,6 +139,7 @@ def test_failed_unfinished_and_missing_cells_are_kept(folder):
     assert recs['noisy-b']['status'] == 'not run'
     # one seed each: a difference but no test
     assert recs['up-b']['delta'] == pytest.approx(5.0)
+    assert recs['up-b']['mean_diff'] == pytest.approx(5.0)
     assert recs['up-b']['verdict'] == 'n<2'
     assert len(recs) == 8
 
@@ -159,8 +160,8 @@ def test_outputs(folder, tmp_path):
                              '--paper-values', paper, '--out', out])
     assert rc == 0
     md = open(out + '.md').read()
-    assert '| Up | 65.00 ± 1.73 (n=3) | +3.00 (3/3 seeds higher, p=0.04; ' \
-        'better) | 75.76 (+1.42) |' in md
+    assert '| Up | 65.00 ± 1.73 (n=3) | +3.00 (paired +3.00: 3/3 seeds ' \
+        'higher, p=0.04; better) | 75.76 (+1.42) |' in md
     assert '| Broken | 1 failed (nan); 1 unfinished | no data |' in md
     assert 'not run' in md
     with open(out + '.csv', newline='') as f:

@@ -6,9 +6,10 @@ runs ``<work-dir>/<table>/<cell>/seed<k>/`` (``result.json``, or mmengine's
 writes, next to each other:
 
 * ours: mean ± sample std (ddof=1) over the finished seeds, and n;
-* Δ: our mean minus that of the cell's baseline row (same column), with a
-  paired comparison over the seeds both have: the per-seed differences, how
-  many are > 0, and a two-sided paired t-test (scipy). A difference is
+* Δ: our mean minus that of the cell's baseline (same column, or the
+  table's ``baseline_column``), with a paired comparison over the seeds both
+  finished: the mean of the per-seed differences, how many are > 0, and a
+  two-sided paired t-test (scipy). A difference is
   called ``better`` / ``worse`` only when p < ``--alpha`` (default 0.05),
   else ``within noise`` (``n<2`` when fewer than two seeds pair up);
 * the paper's value and its Δ to the paper's baseline
@@ -201,7 +202,8 @@ def collect(table: Table, work_root: str, paper: Dict[Tuple[str, str], str],
                    values=' '.join(f'{s}:{v:.2f}'
                                    for s, v in sorted(res.values.items())),
                    wall_s=round(res.wall_s, 1), baseline=cell.baseline or '',
-                   delta=math.nan, n_pairs=0, n_higher=0, p_value=math.nan,
+                   delta=math.nan, n_pairs=0, n_higher=0, mean_diff=math.nan,
+                p_value=math.nan,
                    verdict='baseline' if cell.baseline is None else '',
                    paper=paper.get((cell.row, cell.column), ''),
                    paper_delta=math.nan)
@@ -211,7 +213,8 @@ def collect(table: Table, work_root: str, paper: Dict[Tuple[str, str], str],
             if res.n and base.n:
                 cmp = compare(res, base, alpha)
                 rec.update(delta=cmp.delta, n_pairs=cmp.n_pairs,
-                           n_higher=cmp.n_higher, p_value=cmp.p_value,
+                           n_higher=cmp.n_higher, mean_diff=cmp.mean_diff,
+                           p_value=cmp.p_value,
                            verdict=cmp.verdict)
             else:
                 rec['verdict'] = 'no data'
@@ -233,7 +236,8 @@ def _delta_text(rec: dict) -> str:
         return rec['verdict'] if rec['verdict'] == 'no data' else ''
     text = _fmt(rec['delta'], sign=True)
     if rec['n_pairs']:
-        text += f' ({rec["n_higher"]}/{rec["n_pairs"]} seeds higher'
+        text += (f' (paired {_fmt(rec["mean_diff"], sign=True)}: '
+                 f'{rec["n_higher"]}/{rec["n_pairs"]} seeds higher')
         if math.isfinite(rec['p_value']):
             text += f', p={rec["p_value"]:.2f}'
         text += f'; {rec["verdict"]})'
@@ -270,7 +274,8 @@ def to_markdown(table: Table, records: List[dict]) -> str:
 
 CSV_FIELDS = ('table', 'row', 'column', 'cell', 'status', 'n', 'n_failed',
               'n_unfinished', 'mean', 'std', 'values', 'baseline', 'delta',
-              'n_pairs', 'n_higher', 'p_value', 'verdict', 'paper',
+              'n_pairs', 'n_higher', 'mean_diff', 'p_value', 'verdict',
+              'paper',
               'paper_delta', 'wall_s')
 
 
