@@ -108,8 +108,39 @@ def test_override_of_a_missing_hook_is_an_error():
     study = table_spec.load_table('study')
     cell = study.cell('baseline', 'raccoon')
     cell.cfg_options = {'default_hooks.alwa.rule.interval': 20}
+    with pytest.raises(ValueError, match="'default_hooks.alwa' is missing"):
+        table_spec.build_cell_config(study, cell, 'cpu', 0, '/tmp/x')
+    cell.cfg_options = {'default_hooks.alwa': {'rule': {'interval': 20}}}
     with pytest.raises(ValueError, match='default_hooks.alwa has no type'):
         table_spec.build_cell_config(study, cell, 'cpu', 0, '/tmp/x')
+
+
+# the cells of the other tables are config files, which tests/test_configs.py
+# builds
+GENERATED = [n for n in table_spec.table_names()
+             if any(c.cfg_options for c in table_spec.load_table(n).cells)]
+
+
+def test_generated_tables():
+    assert GENERATED == ['study', 'table1', 'table6']
+
+
+@pytest.mark.parametrize('name', GENERATED)
+def test_every_cell_config_parses_with_its_overrides(name):
+    table = table_spec.load_table(name)
+    for scale in table.scales:
+        for cell in table.cells:
+            cfg = table_spec.build_cell_config(table, cell, scale, 1, '/x')
+            assert cfg.randomness.seed == 1
+
+
+def test_override_of_a_missing_key_is_an_error():
+    t1 = table_spec.load_table('table1')
+    cell = t1.cell('w0.10_0.50', 'l1')
+    cell.cfg_options = {'model.rpn_head.loss_cls.loss_weigth': 0.1}
+    with pytest.raises(ValueError, match="'model.rpn_head.loss_cls."
+                       "loss_weigth' is missing"):
+        table_spec.build_cell_config(t1, cell, 'paper', 0, '/tmp/x')
 
 
 def test_bad_tables(tmp_path, capsys):

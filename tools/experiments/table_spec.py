@@ -170,6 +170,31 @@ def load_config(rel_path: str):
     return copy.deepcopy(_parse(path))
 
 
+def check_override_keys(cfg, options: dict, where: str) -> None:
+    """A scalar or list override must replace a key the config has (a typo
+    would otherwise add a key nothing reads); a dict may add a new one."""
+    for key, value in options.items():
+        node = cfg
+        parts = key.split('.')
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, (list, tuple)) and part.isdigit() and \
+                    int(part) < len(node):
+                node = node[int(part)]
+            elif not isinstance(node, (list, tuple, str)) and \
+                    hasattr(node, 'keys') and part in node:  # Config too
+                node = node[part]
+            elif last and isinstance(value, dict):
+                break
+            else:
+                raise ValueError(
+                    f'{where}: override {key!r} names no key of the config '
+                    f'({".".join(parts[:i + 1])!r} is missing); only a dict '
+                    f'value may add one')
+            if node is None and not last:
+                break
+
+
 def build_cell_config(table: Table, cell: Cell, scale: str, seed: int,
                       work_dir: str, extra_options: Optional[dict] = None):
     """The mmengine ``Config`` of ``cell`` at ``scale`` with ``seed``.
@@ -190,9 +215,11 @@ def build_cell_config(table: Table, cell: Cell, scale: str, seed: int,
                 cfg[key] = copy.deepcopy(source[key])
             elif key in cfg:
                 cfg.pop(key)
-    for options in (profile.get('cfg_options'), cell.cfg_options,
-                    extra_options):
+    for where, options in ((f'profile {scale}', profile.get('cfg_options')),
+                           (f'cell {cell.key}', cell.cfg_options),
+                           ('--cfg-options', extra_options)):
         if options:
+            check_override_keys(cfg, options, f'table {table.name}, {where}')
             cfg.merge_from_dict(copy.deepcopy(options))
     for name, hook in (cfg.get('default_hooks') or {}).items():
         if hook is not None and 'type' not in hook:
