@@ -188,3 +188,17 @@ def test_weight_summary():
         min_ratio=0.2, max_ratio=1.0, n_changes=2)
     flat = collect_table.weight_summary([1, 2], [1.0, 1.0])
     assert flat['first_change_iter'] == '' and flat['n_changes'] == 0
+
+
+def test_other_baseline(folder, tmp_path):
+    root, tables, paper = folder
+    out = str(tmp_path / 'vs_up')
+    assert collect_table.main(['hand', '--work-dir', root, '--tables', tables,
+                               '--paper-values', paper, '--out', out,
+                               '--baseline', 'up']) == 0
+    md = open(out + '.md').read()
+    # base vs up: 60-63, 62-66, 64-66 = -3, -4, -2
+    assert '| Baseline | 62.00 ± 2.00 (n=3) | -3.00 (paired -3.00: 0/3 ' \
+        'seeds higher, p=0.04; worse) |' in md
+    assert collect_table.main(['hand', '--tables', tables,
+                               '--baseline', 'nope']) == 2

@@ -438,6 +438,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', default=None,
                         help='output prefix (default '
                         '<work-dir>/<table>/<table>)')
+    parser.add_argument('--baseline', default=None, metavar='ROW',
+                        help='compare every cell with this row (same '
+                        'column) instead of the table\'s baselines')
     parser.add_argument('--alpha', type=float, default=0.05,
                         help='significance level of the paired t-test')
     parser.add_argument('--weights', action='store_true',
@@ -452,6 +455,14 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    if args.baseline is not None:
+        try:
+            for cell in table.cells:
+                base = table.cell(args.baseline, cell.column).key
+                cell.baseline = None if base == cell.key else base
+        except KeyError as e:
+            print(f'error: --baseline: {e}', file=sys.stderr)
+            return 2
     paper = read_paper_values(args.paper_values, table.name) \
         if osp.exists(args.paper_values) else {}
     records = collect(table, args.work_dir, paper, args.alpha)
