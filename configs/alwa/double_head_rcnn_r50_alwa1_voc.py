@@ -1,5 +1,5 @@
-# Double-Head R-CNN R50-FPN on VOC0712 + ALWA_1 on the RPN (Table 3), the hook of
-# faster_rcnn_r50_alwa1_voc.py.
+# Double-Head R-CNN R50-FPN on VOC0712 + ALWA_1 on the RPN (Table 3), the
+# hook of faster_rcnn_r50_alwa1_voc.py.
 _base_ = './double_head_rcnn_r50_baseline_voc.py'
 
 default_hooks = dict(

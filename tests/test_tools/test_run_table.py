@@ -151,7 +151,8 @@ def test_bad_tables(tmp_path, capsys):
     with pytest.raises(ValueError, match="baseline 'nope'"):
         table_spec.load_table('t', str(path))
     path.write_text('tables:\n  t:\n    metric: m\n    config: c.py\n'
-                    '    columns: [{key: a}]\n    rows: [{key: r}, {key: r}]\n')
+                    '    columns: [{key: a}]\n'
+                    '    rows: [{key: r}, {key: r}]\n')
     with pytest.raises(ValueError, match='duplicate keys'):
         table_spec.load_table('t', str(path))
     assert run_table.main(['nope']) == 2

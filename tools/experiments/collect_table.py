@@ -43,8 +43,6 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 from table_spec import (PAPER_VALUES_FILE, REPO_ROOT,  # noqa: E402
                         TABLES_FILE, Cell, Table, load_table)
 
-STATUSES = ('done', 'failed', 'incomplete')
-
 
 @dataclass
 class CellResult:
