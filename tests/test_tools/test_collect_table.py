@@ -161,7 +161,7 @@ def test_outputs(folder, tmp_path):
     assert rc == 0
     md = open(out + '.md').read()
     assert '| Up | 65.00 ± 1.73 (n=3) | +3.00 (paired +3.00: 3/3 seeds ' \
-        'higher, p=0.04; better) | 75.76 (+1.42) |' in md
+        'higher, p=0.035; better) | 75.76 (+1.42) |' in md
     assert '| Broken | 1 failed (nan); 1 unfinished | no data |' in md
     assert 'not run' in md
     with open(out + '.csv', newline='') as f:
@@ -199,6 +199,6 @@ def test_other_baseline(folder, tmp_path):
     md = open(out + '.md').read()
     # base vs up: 60-63, 62-66, 64-66 = -3, -4, -2
     assert '| Baseline | 62.00 ± 2.00 (n=3) | -3.00 (paired -3.00: 0/3 ' \
-        'seeds higher, p=0.04; worse) |' in md
+        'seeds higher, p=0.035; worse) |' in md
     assert collect_table.main(['hand', '--tables', tables,
                                '--baseline', 'nope']) == 2

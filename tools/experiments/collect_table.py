@@ -237,7 +237,7 @@ def _delta_text(rec: dict) -> str:
         text += (f' (paired {_fmt(rec["mean_diff"], sign=True)}: '
                  f'{rec["n_higher"]}/{rec["n_pairs"]} seeds higher')
         if math.isfinite(rec['p_value']):
-            text += f', p={rec["p_value"]:.2f}'
+            text += f', p={rec["p_value"]:.2g}'
         text += f'; {rec["verdict"]})'
     return text
 
