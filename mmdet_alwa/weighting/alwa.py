@@ -76,6 +76,15 @@ class ALWA(BaseWeighting):
     again when regression catches up. It is a fixed point on a stationary
     stream, at the price of departing from the published algorithm.
 
+    First-window lock-in and ``start``. Algorithm 1 opens its first window
+    at iteration 0, i.e. during the learning-rate warm-up, when
+    :math:`\hat L^{cls}` falls fastest: its mean + std is then large, the
+    first α is small, and since the faithful rule never raises α that value
+    can stay for the whole run. ``start = S > 0`` leaves the first S steps
+    out of every window (α stays 1 meanwhile), so the windows cover steps
+    S+1..S+C, S+C+1..S+2C, ...; e.g. ``start`` = the warm-up length. ``start
+    = 0`` (the default) is Algorithm 1.
+
     Guards: a non-finite loss is not recorded (counted by the base class and
     logged as ``nonfinite_<task>``); a statistic that is zero or non-finite
     (e.g. a window with fewer than two finite losses) leaves α unchanged; α
@@ -91,6 +100,8 @@ class ALWA(BaseWeighting):
             The paper uses 1 and recommends λ0 <= 1.
         mode (str): ``'faithful'`` (Algorithm 1) or ``'multiplicative'``.
         alpha_min (float): lower bound of α, in (0, 1].
+        start (int): steps left out before the first window, >= 0
+            (default 0: Algorithm 1).
     """
 
     def __init__(self,
@@ -98,7 +109,8 @@ class ALWA(BaseWeighting):
                  interval: int = 100,
                  init_weight: float = 1.0,
                  mode: str = 'faithful',
-                 alpha_min: float = 1e-4) -> None:
+                 alpha_min: float = 1e-4,
+                 start: int = 0) -> None:
         super().__init__(tasks=('cls', 'reg'))
         if isinstance(variant, bool) or variant not in (1, 2):
             raise ValueError(f'variant must be 1 (ALWA_1) or 2 (ALWA_2), '
@@ -111,6 +123,7 @@ class ALWA(BaseWeighting):
         self.mode = mode
         self.alpha_min = check_range('alpha_min', alpha_min, 0.0, 1.0,
                                      low_inclusive=False)
+        self.start = check_int('start', start, minimum=0)
         self.alpha = 1.0
         self.windows: Dict[str, List[float]] = {'cls': [], 'reg': []}
         self.num_windows = 0
@@ -122,10 +135,12 @@ class ALWA(BaseWeighting):
         return {'cls': self.alpha * self.init_weight, 'reg': self.init_weight}
 
     def _update(self, losses: Dict[str, float], **signals) -> None:
+        if self.num_steps <= self.start:
+            return
         weights = self.weights
         for task, value in losses.items():
             self.windows[task].append(weights[task] * value)
-        if self.num_steps % self.interval == 0:
+        if (self.num_steps - self.start) % self.interval == 0:
             self._end_window()
 
     def _end_window(self) -> None:
@@ -181,4 +196,5 @@ class ALWA(BaseWeighting):
     def __repr__(self) -> str:
         return (f'ALWA(variant={self.variant}, interval={self.interval}, '
                 f'init_weight={self.init_weight}, mode={self.mode!r}, '
+                f'start={self.start}, '
                 f'alpha={self.alpha:.6g})')

@@ -178,6 +178,7 @@ def test_alpha_floor_in_faithful_mode():
     (dict(init_weight=-1.0), 'init_weight'),
     (dict(init_weight=math.nan), 'init_weight'), (dict(mode='x'), 'mode'),
     (dict(alpha_min=0.0), 'alpha_min'), (dict(alpha_min=1.5), 'alpha_min'),
+    (dict(start=-1), 'start'), (dict(start=1.5), 'start'),
 ])
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -220,3 +221,35 @@ def test_log_scalars_and_weight_loss():
     loss = torch.tensor(2.0, requires_grad=True)
     rule.weight_loss('cls', loss).backward()
     assert loss.grad.item() == pytest.approx(rule.alpha * 0.5)
+
+
+@pytest.mark.parametrize('start,alphas', [
+    # Algorithm 1: the warm-up window [10, 10] vs [1, 1] sets α = 1/10; the
+    # next windows hold α·4 = 0.4 < 2, so α stays locked at 0.1
+    (0, [1.0, 0.1, 0.1, 0.1, 0.1, 0.1]),
+    # start = 2: the warm-up steps are left out, the first window is
+    # [4, 4] vs [2, 2]: α = 2 / 4; then 0.5·4 = 2 is not > 2: unchanged
+    (2, [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]),
+])
+def test_start_leaves_the_warmup_out(start, alphas):
+    stream = [(10.0, 1.0)] * 2 + [(4.0, 2.0)] * 4
+    rule = ALWA(variant=1, interval=2, start=start)
+    got = []
+    for i, (c, r) in enumerate(stream, start=1):
+        rule.step({'cls': c, 'reg': r})
+        got.append(rule.alpha)
+        if i <= start:
+            assert rule.windows == {'cls': [], 'reg': []}
+    assert got == pytest.approx(alphas)
+    assert rule.num_windows == (len(stream) - start) // 2
+
+
+def test_start_with_algorithm1_on_the_remaining_stream():
+    """start = S is Algorithm 1 run on the stream from step S + 1 on."""
+    stream = make_stream(300, seed=3)
+    S = 37
+    rule = ALWA(variant=2, interval=20, start=S)
+    got = run(rule, stream)
+    assert got[:S] == [1.0] * S
+    np.testing.assert_allclose(got[S:], algorithm1(stream[S:], 2, 20, 1.0),
+                               rtol=1e-12)

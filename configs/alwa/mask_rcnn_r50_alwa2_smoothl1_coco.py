@@ -1,0 +1,4 @@
+# ALWA_2 (std only) with the SmoothL1 regression loss (Table 5).
+_base_ = './mask_rcnn_r50_alwa1_smoothl1_coco.py'
+
+default_hooks = dict(alwa=dict(rule=dict(variant=2)))
