@@ -25,8 +25,6 @@ def _cfg(work_dir, data, max_iters, hooks, **kw):
     cfg.experiment_name = str(work_dir).replace('/', '_')
     pipeline = cfg.train_dataloader.dataset.pipeline
     pipeline[:] = [t for t in pipeline if t['type'] != 'RandomFlip']
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
-                        if h['type'] != 'LossWeightingHook']
     for name, hook in hooks.items():
         cfg.default_hooks[name] = dict(type='LossWeightingHook', name=name,
                                        **hook)
@@ -232,8 +230,6 @@ def _nan_worker(rank, world_size, data, work_dir):
     # the guard skips the poisoned step on both ranks instead of raising
     cfg.optim_wrapper.nonfinite_policy = 'skip'
     cfg.default_hooks.pop('nonfinite_guard', None)
-    cfg.custom_hooks = [h for h in cfg.custom_hooks
-                        if h['type'] != 'NonFiniteGuardHook']
     cfg = make_ddp_cfg(cfg)
     runner = Runner.from_cfg(cfg)
     loss_cls = runner.model.module.rpn_head.loss_cls

@@ -20,10 +20,9 @@ MODEL_LR, RULE_LR = 0.01, 0.05
 
 
 def weighting_hook(cfg):
-    """The LossWeightingHook entry of a config (custom or default hooks)."""
-    hooks = list(cfg.get('custom_hooks') or []) + \
-        list((cfg.get('default_hooks') or {}).values())
-    return next(h for h in hooks if h and h['type'] == 'LossWeightingHook')
+    """The LossWeightingHook entry of a config (in its default_hooks)."""
+    return next(h for h in cfg.default_hooks.values()
+                if h and h['type'] == 'LossWeightingHook')
 
 
 def _cfg(work_dir, data, schedule, max_iters=6, **kw):
