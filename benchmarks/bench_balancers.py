@@ -5,7 +5,10 @@ Each family is built from mmdet 3.3.0's own config (``mmdet::``), at its
 full size (``--size full``: R50-FPN, RTMDet-tiny's CSPNeXt; 80 classes) or
 shrunk as in ``tests/_detectors.py`` (``--size tiny``); random weights. One
 copy of the same detector per method (same initial weights, same batches,
-same seeds) trains through ``model.train_step``; each balanced copy has its
+same seeds) trains through ``model.train_step`` at learning rate 0
+(``--lr``), so that every copy does the same work at every step (a copy
+whose weights moved would propose other boxes, and its RoI head's work would
+differ with them); each balanced copy has its
 ``LossWeightingHook`` driven as mmengine's Runner drives it (``before_run``
 once, ``before_train_iter`` / ``after_train_iter`` around every step). Every
 round runs all methods of a family one after another, in a rotated order; a
@@ -13,7 +16,9 @@ method's ratio is the median over rounds of its mean step time over plain
 mmdet's of the same round. ALWA and Guided Loss weight the family's first
 cls/reg pair (the RPN of two-stage detectors), the other methods all of its
 losses (e.g. 5 tasks for Mask R-CNN); ``gradnorm_pair`` / ``tdb_pair`` are
-GradNorm / TDB on the first pair, as the configs of ``configs/balancers/``.
+GradNorm / TDB on the first pair, as the configs of ``configs/balancers/``;
+``gradnorm_output`` / ``tdb_output`` take the gradient norms at the shared
+layer's output (``wrt='output'``) instead of its weights.
 GradNorm and TDB use the default shared layer (the last one shared by the
 balanced losses). Targets: <= 1.01x for ALWA, DWA, DTP, Guided Loss and
 uncertainty weighting, <= 1.25x for GradNorm/TDB.
@@ -23,6 +28,7 @@ uncertainty weighting, <= 1.25x for GradNorm/TDB.
         --methods alwa gradnorm --rounds 2 --iters 1            # a subset
 """
 import copy
+import functools
 import os.path as osp
 import sys
 import tempfile
@@ -33,8 +39,8 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub, MMLogger
 
-from common import (REPO, make_batches, make_parser, parse_args, ratio_table,
-                    time_steps)
+from common import (REPO, Timings, make_batches, make_clock, make_parser,
+                    parse_args, ratio_table, time_steps)
 
 sys.path.insert(0, osp.join(REPO, 'tests'))
 from _detectors import DETECTORS, _shrink  # noqa: E402
@@ -42,7 +48,8 @@ from _helpers import _shrink_model  # noqa: E402
 
 NUM_CLASSES = 5
 TARGETS = dict(alwa=1.01, dwa=1.01, dtp=1.01, guided=1.01, uncertainty=1.01,
-               gradnorm=1.25, tdb=1.25, gradnorm_pair=1.25, tdb_pair=1.25)
+               gradnorm=1.25, tdb=1.25, gradnorm_output=1.25, tdb_output=1.25,
+               gradnorm_pair=1.25, tdb_pair=1.25)
 
 
 def _pair(det):
@@ -66,6 +73,13 @@ METHODS = dict(
                           det.losses, {}),
     tdb=lambda det: (dict(type='TDB', tasks=tuple(det.losses)), det.losses,
                      {}),
+    # the gradient at the shared layer's output instead of its weights
+    gradnorm_output=lambda det: (
+        dict(type='GradNorm', tasks=tuple(det.losses)), det.losses,
+        dict(signals=dict(grad_norm=dict(type='grad_norm', wrt='output')))),
+    tdb_output=lambda det: (
+        dict(type='TDB', tasks=tuple(det.losses)), det.losses,
+        dict(signals=dict(grad_norm=dict(type='grad_norm', wrt='output')))),
     # as the configs of configs/balancers/: the first cls/reg pair only,
     # whose last shared layer is the RPN's conv (two-stage) or the neck
     gradnorm_pair=lambda det: (dict(type='GradNorm'), _pair(det), {}),
@@ -128,21 +142,28 @@ def bench_family(name, methods, args):
     logger = MMLogger.get_instance('bench_balancers', log_level='WARNING')
 
     def step(method, model):
+        # lr 0: every copy does the same work at every step (a trained copy
+        # proposes other boxes, and its RoI head's work differs with them)
         wrapper = OPTIM_WRAPPERS.build(dict(
             type='OptimWrapper', optimizer=torch.optim.SGD(
-                model.parameters(), lr=1e-4, momentum=0.9)))
+                model.parameters(), lr=args.lr, momentum=0.9)))
         runner = SimpleNamespace(
             model=model, optim_wrapper=wrapper, iter=0, logger=logger,
             message_hub=MessageHub.get_instance(f'bench_{name}_{method}'))
-        hook = None
+        hook, timer = None, in_hooks[method]
         if method != 'plain':
             rule, losses, extra = METHODS[method](det)
             hook = HOOKS.build(dict(type='LossWeightingHook', name=method,
                                     rule=rule, losses=losses, **extra))
+            known = timer.module_hooks(model)
             hook.before_run(runner)
+            timer.wrap_module_hooks(model, known)
+            hook.before_train_iter = timer.wrap(hook.before_train_iter)
+            hook.after_train_iter = timer.wrap(hook.after_train_iter)
 
         def run(k):
             torch.manual_seed(k)  # same sampler draws for every method
+            timer.start_step()
             if hook:
                 hook.before_train_iter(runner, k)
             log_vars = model.train_step(batches[k % len(batches)], wrapper)
@@ -152,10 +173,70 @@ def bench_family(name, methods, args):
             runner.iter += 1
         return run
 
-    steps = {method: step(method, copy.deepcopy(base))
-             for method in ('plain', ) + tuple(methods)}
+    clock = make_clock(args.clock, args.device)
+    in_hooks = {method: HookClock(clock)
+                for method in ('plain', ) + tuple(methods)}
+    steps = {method: step(method, copy.deepcopy(base)) for method in in_hooks}
     del base
-    return time_steps(steps, args)
+    timings = time_steps(steps, args)
+    # plain's step time + the balancer's time in its hooks, round by round
+    plain = timings.times['plain']
+    direct = Timings({method: [
+        p + h for p, h in zip(plain, timer.per_round(args.warmup,
+                                                     args.iters))]
+        for method, timer in in_hooks.items()})
+    return timings, direct
+
+
+class HookClock:
+    """The time a balancer spends in its own code, step by step: the module
+    hooks its ``before_run`` installed on the detector and its Runner-hook
+    calls (the outermost call of a nest counts once). This misses only the
+    backward of the weights' scalar products and, for uncertainty weighting,
+    the optimizer's update of a few scalars."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+        self.steps: list = []
+        self._depth = 0
+
+    def start_step(self) -> None:
+        self.steps.append(0.0)
+
+    def wrap(self, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            self._depth += 1
+            start = self.clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    self.steps[-1] += self.clock() - start
+        return timed
+
+    @staticmethod
+    def _hook_dicts(model):
+        # torch keeps a module's hooks in these OrderedDicts (no public API)
+        for module in model.modules():
+            yield module._forward_pre_hooks
+            yield module._forward_hooks
+
+    def module_hooks(self, model) -> set:
+        return {(id(d), key) for d in self._hook_dicts(model) for key in d}
+
+    def wrap_module_hooks(self, model, known: set) -> None:
+        for hooks in self._hook_dicts(model):
+            for key, fn in list(hooks.items()):
+                if (id(hooks), key) not in known:
+                    hooks[key] = self.wrap(fn)
+
+    def per_round(self, warmup: int, iters: int) -> list:
+        """Mean time per step of each round's block (after the warm-up)."""
+        timed = self.steps[warmup:]
+        return [sum(timed[i:i + iters]) / iters
+                for i in range(0, len(timed), iters)]
 
 
 def main(argv=None):
@@ -164,6 +245,9 @@ def main(argv=None):
     p.add_argument('--size', default='tiny', choices=('full', 'tiny'),
                    help='full: the mmdet config as it is (R50-FPN...); '
                         'tiny: shrunk as in tests/_detectors.py')
+    p.add_argument('--lr', type=float, default=0.0,
+                   help='SGD learning rate of the detectors (default 0: '
+                        'the same work for every variant at every step)')
     p.add_argument('--detectors', nargs='+', default=list(DETECTORS),
                    choices=list(DETECTORS))
     p.add_argument('--methods', nargs='+', default=list(METHODS),
@@ -172,9 +256,10 @@ def main(argv=None):
     if (args.depth, args.width) != (18, 64):
         p.error('--depth/--width do not apply here: the detectors are '
                 'mmdet\'s configs at full size or shrunk (--size)')
-    results = {}
+    results, direct = {}, {}
     for family in args.detectors:
-        results[family] = bench_family(family, args.methods, args)
+        results[family], direct[family] = bench_family(family, args.methods,
+                                                       args)
         print(f'{family}: plain {1e3 * results[family].median("plain"):.0f} '
               f'ms/step', flush=True)
     w, h = args.img_size
@@ -183,9 +268,12 @@ def main(argv=None):
     print(f'\nmmdet 3.3.0 configs {size}, {w}x{h} px, '
           f'batch {args.batch_size}, {args.boxes} boxes/img, {args.device}, '
           f'{args.rounds} rounds x {args.iters} steps, interleaved, '
-          f'{args.clock} time; step time relative to plain mmdet (median '
-          f'over rounds)\n')
+          f'{args.clock} time\n')
+    print('Step time relative to plain mmdet (median over rounds):\n')
     print(ratio_table(results, 'plain', TARGETS))
+    print('\n(plain step time + time in the balancer\'s hooks) / plain step '
+          'time (median over rounds):\n')
+    print(ratio_table(direct, 'plain', TARGETS))
     return 0
 
 

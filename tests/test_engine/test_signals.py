@@ -58,6 +58,23 @@ def test_kpi_regression_iou_of_deltas():
     assert math.isnan(p.collect()['cls'])  # no classification call
 
 
+def test_kpi_ignores_what_unweighted_rows_hold():
+    # a dense head passes every anchor and weighs the positives; the other
+    # rows' deltas and scores may be anything (here inf / NaN, as in a
+    # diverging step) and must not reach the KPI: the positive's IoU is 1/2
+    # (target twice as wide, as above), the sampled scores 1 of 2 correct
+    det = Detector()
+    p = _attach('kpi', det)
+    w2 = math.log(2) / 0.2
+    pred = torch.tensor([[0.] * 4, [math.inf, 0., math.nan, 0.]])
+    target = torch.tensor([[0., 0., w2, 0.], [math.nan] * 4])
+    det.head.loss_bbox(pred, target, torch.tensor([[1.] * 4, [0.] * 4]))
+    score = torch.tensor([[2.], [math.nan], [-3.]])
+    det.head.loss_cls(score, torch.tensor([0, 0, 0]),
+                      torch.tensor([1., 0., 1.]))
+    assert p.collect() == pytest.approx(dict(cls=0.5, reg=0.5))
+
+
 @pytest.mark.parametrize('loss,decoded', [('GIoULoss', False),
                                           ('CIoULoss', False),
                                           ('L1Loss', True)])
@@ -234,6 +251,37 @@ def test_grad_norm_of_each_task_on_the_shared_layer():
     assert _attach('grad_norm', det).layer_names == ['neck']
 
 
+def test_grad_norm_with_respect_to_the_shared_output():
+    # Z = shared(neck(x)); cls = sum Z[:, 0]^2 -> dcls/dZ = 2 Z[:, 0] in
+    # column 0, norm 2 ||Z[:, 0]||; reg = sum |Z[:, 1:]| -> signs, norm
+    # sqrt(4 rows x 2 columns)
+    torch.manual_seed(0)
+    det = Detector()
+    p = _attach('grad_norm', det, shared_layer='head.shared', wrt='output')
+    feat = det.head.shared(det.neck(torch.randn(4, 3)))
+    with torch.no_grad():  # an evaluation forward: not kept
+        det.head.shared(torch.randn(2, 3))
+    p.on_losses(dict(cls=feat[:, 0].pow(2).sum(),
+                     reg=feat[:, 1:].abs().sum()), rule=None)
+    assert p.collect() == pytest.approx(dict(
+        cls=2 * feat[:, 0].norm().item(), reg=math.sqrt(8)), rel=1e-6)
+    # a ModuleList (FPN's fpn_convs): each layer's output counts; the loss
+    # 3 sum(Z_0) + 4 sum(Z_1) of two (1, 1) outputs: norm sqrt(3^2 + 4^2)
+    det.neck = nn.ModuleList([nn.Linear(3, 1), nn.Linear(3, 1)])
+    q = _attach('grad_norm', det, shared_layer='neck', wrt='output')
+    z0, z1 = (layer(torch.randn(1, 3)) for layer in det.neck)
+    q.on_losses(dict(cls=3 * z0.sum() + 4 * z1.sum(), reg=z0.sum()),
+                rule=None)
+    assert q.collect() == pytest.approx(dict(cls=5.0, reg=1.0))
+    # the next iteration starts without the old outputs: no forward, 0
+    q.reset()
+    q.on_losses(dict(cls=z0.sum(), reg=z1.sum()), rule=None)
+    assert q.norms == dict(cls=0.0, reg=0.0)
+    q.detach()
+    det.neck[0](torch.randn(1, 3))
+    assert q._outputs == []
+
+
 def test_bad_provider_args():
     det = Detector()
     with pytest.raises(ValueError, match='shared_layer'):
@@ -246,5 +294,7 @@ def test_bad_provider_args():
         build_signal_provider(dict(type='kpi', kinds=dict(cls='boxes')))
     with pytest.raises(ValueError, match='warn_after'):
         build_signal_provider(dict(type='kpi', warn_after=0))
+    with pytest.raises(ValueError, match='wrt'):
+        build_signal_provider(dict(type='grad_norm', wrt='features'))
     with pytest.raises(ValueError, match='unknown signal provider'):
         build_signal_provider(dict(type='nope'))

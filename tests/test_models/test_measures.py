@@ -11,7 +11,7 @@ from mmdet_alwa.models.utils.measures import (box_iou, cls_accuracy,
                                               decode_deltas,
                                               distribution_boxes,
                                               find_shared_layer, mask_iou,
-                                              predicted_labels, quality_score,
+                                              quality_score,
                                               sample_mask)
 
 
@@ -19,13 +19,24 @@ def _mean(scores):
     return (scores.value * scores.valid).sum().item() / scores.valid.sum()
 
 
-def test_predicted_labels_sigmoid_and_softmax():
-    # sigmoid, 2 classes: background (2) unless a logit is positive
-    sig = torch.tensor([[2., -1.], [-1., -3.], [0.5, 3.], [0., -2.]])
-    assert predicted_labels(sig, True).tolist() == [0, 2, 1, 2]
-    # softmax over (c0, c1, bg): plain argmax
-    soft = torch.tensor([[3., 0., 0.], [0., 0., 1.], [0., 2., 1.]])
-    assert predicted_labels(soft, False).tolist() == [0, 2, 1]
+def test_predicted_label_sigmoid_and_softmax():
+    # sigmoid, 2 classes: background (2) unless a logit is positive;
+    # predicted 0, bg, 1, bg, bg
+    sig = torch.tensor([[2., -1.], [-1., -3.], [0.5, 3.], [0., -2.],
+                        [0., 0.]])
+    hits = [[1., 0., 0., 0., 0.], [0., 0., 1., 0., 0.], [0., 1., 0., 1., 1.]]
+    for label in range(3):
+        scores = cls_accuracy(sig, torch.full((5, ), label), use_sigmoid=True)
+        assert scores.value.tolist() == hits[label]
+    # softmax over (c0, c1, bg): arg-max, a tie for the top counts for
+    # either label (last row); predicted 0, bg, 1, 0 or 1
+    soft = torch.tensor([[3., 0., 0.], [0., 0., 1.], [0., 2., 1.],
+                         [1., 1., 0.]])
+    hits = [[1., 0., 0., 1.], [0., 0., 1., 1.], [0., 1., 0., 0.]]
+    for label in range(3):
+        scores = cls_accuracy(soft, torch.full((4, ), label),
+                              use_sigmoid=False)
+        assert scores.value.tolist() == hits[label]
 
 
 @pytest.mark.parametrize('soft_target', [False, True])

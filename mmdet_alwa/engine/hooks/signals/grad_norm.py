@@ -1,10 +1,22 @@
-r"""GradNorm's and TDB's ``grad_norm`` signal: :math:`\|\nabla_W L_i\|_2` of
-each task's raw loss with respect to a shared layer :math:`W`.
+r"""GradNorm's and TDB's ``grad_norm`` signal: the norm of each task's raw-loss
+gradient at a shared layer :math:`W`.
+
+``wrt='weights'`` (default, Chen et al.'s definition): :math:`\|\nabla_W
+L_i\|_2`, the gradient with respect to the layer's parameters.
+``wrt='output'``: :math:`\|\nabla_Z L_i\|_2`, with respect to the layer's
+output :math:`Z` (the shared representation: the gradient MGDA-UB bounds,
+Sener & Koltun, NeurIPS 2018, Sec. 3.3; LibMTL's ``rep_grad``). It measures
+the same thing -- how hard each task pulls on what the tasks share -- and
+skips the weight-gradient of :math:`W` that each task's pass otherwise
+computes: on the FPN convs that all losses of a two-stage detector share,
+about half of the pass (``benchmarks/bench_balancers.py``,
+docs/balancers.md).
 
 Computed with ``torch.autograd.grad(retain_graph=True)`` after the
-detector's loss forward and before the main backward (:meth:`on_losses`). A
-task whose loss does not reach :math:`W` (not called, or cut off the graph)
-gets 0 and, after ``warn_after`` such iterations, a warning.
+detector's loss forward and before the main backward (:meth:`on_losses`),
+one pass per task. A task whose loss does not reach :math:`W` (not called,
+or cut off the graph) gets 0 and, after ``warn_after`` such iterations, a
+warning.
 """
 import math
 from typing import Dict, List, Mapping, Sequence, Union
@@ -21,22 +33,26 @@ __all__ = ['GradNormProvider']
 
 @register_signal_provider('grad_norm')
 class GradNormProvider(SignalProvider):
-    """Norm of each task's raw-loss gradient w.r.t. shared parameters.
+    """Norm of each task's raw-loss gradient at a shared layer.
 
     Args:
         shared_layer (str | list[str], optional): name(s) of the module(s) of
-            the unwrapped detector whose parameters form :math:`W`. Default:
+            the unwrapped detector that form :math:`W`. Default:
             :func:`~mmdet_alwa.models.utils.measures.find_shared_layer` --
             the head's ``rpn_conv`` (RPN), its last ``shared_fcs`` /
             ``shared_convs`` layer (RoI heads), else the neck's output layer
             (heads whose branches split at their input, losses of several
             heads). ``['backbone', 'neck']`` gives LibMTL's "all shared
             parameters".
+        wrt (str): ``'weights'`` (default): the gradient with respect to the
+            layers' trainable parameters; ``'output'``: with respect to their
+            outputs (every call's; the children's for a ``ModuleList`` such
+            as FPN's ``fpn_convs``). See the module docstring.
         warn_after (int): see :class:`~.base.SignalProvider`.
     """
 
     def __init__(self, shared_layer: Union[str, Sequence[str], None] = None,
-                 warn_after: int = 50) -> None:
+                 wrt: str = 'weights', warn_after: int = 50) -> None:
         super().__init__(warn_after)
         if isinstance(shared_layer, str):
             shared_layer = [shared_layer]
@@ -44,8 +60,14 @@ class GradNormProvider(SignalProvider):
                 isinstance(s, str) and s for s in shared_layer)):
             raise ValueError(f'shared_layer must be a module name or a list '
                              f'of them, got {shared_layer!r}')
+        if wrt not in ('weights', 'output'):
+            raise ValueError(f'wrt must be "weights" or "output", got '
+                             f'{wrt!r}')
         self.shared_layer = shared_layer
+        self.wrt = wrt
         self.norms: Dict[str, float] = {}
+        self._outputs: List[torch.Tensor] = []
+        self._handles: List = []
 
     def attach(self, model: nn.Module,
                loss_modules: Mapping[str, List[nn.Module]]) -> None:
@@ -64,29 +86,51 @@ class GradNormProvider(SignalProvider):
         if not self.params:
             raise ValueError(f'shared_layer {names} has no trainable '
                              f'parameters')
+        if self.wrt == 'output':
+            for name in names:
+                module = modules[name]
+                # a ModuleList has no forward: its layers are called
+                for layer in (module if isinstance(module, nn.ModuleList)
+                              else [module]):
+                    self._handles.append(
+                        layer.register_forward_hook(self._keep_output))
+
+    def _keep_output(self, module, args, output) -> None:
+        outputs = output if isinstance(output, (tuple, list)) else [output]
+        self._outputs.extend(o for o in outputs if isinstance(
+            o, torch.Tensor) and o.requires_grad)
 
     def reset(self) -> None:
         self.norms = {}
+        self._outputs = []
 
     def on_losses(self, raw: Mapping[str, torch.Tensor], rule) -> None:
+        inputs = self.params if self.wrt == 'weights' else self._outputs
         for task, loss in raw.items():
-            if not (isinstance(loss, torch.Tensor) and loss.requires_grad):
+            if not (inputs and isinstance(loss, torch.Tensor)
+                    and loss.requires_grad):
                 self.norms[task] = 0.0
                 continue
-            grads = torch.autograd.grad(loss, self.params, retain_graph=True,
+            grads = torch.autograd.grad(loss, inputs, retain_graph=True,
                                         allow_unused=True)
             sq = [g.detach().float().pow(2).sum() for g in grads
                   if g is not None]
             self.norms[task] = float(torch.stack(sq).sum().sqrt()) \
                 if sq else 0.0
+        self._outputs = []  # the next forward (accumulation) brings its own
 
     def collect(self) -> Dict[str, float]:
         return self.watch({t: self.norms.get(t, math.nan)
                            for t in self.loss_modules})
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def is_empty(self, value: float) -> bool:
         return not (math.isfinite(value) and value > 0)
 
     def empty_reason(self) -> str:
         return (f'the task\'s loss was not computed or does not depend on '
-                f'the shared layer {self.layer_names}')
+                f'the shared layer {self.layer_names} ({self.wrt})')

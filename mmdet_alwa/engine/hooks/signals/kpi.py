@@ -26,7 +26,7 @@ from typing import Dict, Mapping, Optional
 from mmdet_alwa.models.utils.measures import (box_iou, cls_accuracy,
                                               decode_deltas,
                                               distribution_boxes, mask_iou,
-                                              quality_score)
+                                              quality_score, sample_mask)
 from .base import register_signal_provider
 from .loss_calls import is_decoded
 from .loss_inputs import LossInputProvider
@@ -76,14 +76,17 @@ class KPIProvider(LossInputProvider):
         pred, target, weight = call.pred, call.target, call.weight
         if kind == 'cls':
             sigmoid = bool(getattr(module, 'use_sigmoid', False))
-            scores = cls_accuracy(pred, target, weight, use_sigmoid=sigmoid)
             labels = (target[0] if isinstance(target, (tuple, list))
                       else target).reshape(-1)
+            pred, labels = _positive_rows(weight, pred, labels)
+            scores = cls_accuracy(pred, labels, use_sigmoid=sigmoid)
             fg = scores.valid & (labels < pred.size(1) - (not sigmoid))
             hits = scores.value * scores.valid
             return [hits.sum(), scores.valid.sum(), (hits * fg).sum(),
                     fg.sum()]
         if kind == 'box':
+            pred, target = _positive_rows(weight, pred, target)
+            weight = None
             if not is_decoded(module, head):
                 coder = getattr(head, 'bbox_coder', None)
                 if coder is None:
@@ -126,3 +129,12 @@ class KPIProvider(LossInputProvider):
         return ('its loss modules were not called or had no sample with a '
                 'positive weight')
 
+
+def _positive_rows(weight, *tensors):
+    """``tensors`` (N, ...) restricted to the rows of positive ``weight``
+    (see :func:`sample_mask`): a dense head passes every anchor (~10^5 at
+    1000 px) and weighs a few hundred, so measure only those."""
+    keep = sample_mask(weight, tensors[0].size(0), tensors[0].device)
+    if bool(keep.all()):
+        return tensors
+    return tuple(t[keep] for t in tensors)
