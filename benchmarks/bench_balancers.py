@@ -153,6 +153,8 @@ def bench_family(name, methods, args):
         hook, timer = None, in_hooks[method]
         if method != 'plain':
             rule, losses, extra = METHODS[method](det)
+            if rule['type'] in ('GradNorm', 'TDB'):
+                rule = dict(rule, interval=args.interval)
             hook = HOOKS.build(dict(type='LossWeightingHook', name=method,
                                     rule=rule, losses=losses, **extra))
             known = timer.module_hooks(model)
@@ -248,6 +250,9 @@ def main(argv=None):
     p.add_argument('--lr', type=float, default=0.0,
                    help='SGD learning rate of the detectors (default 0: '
                         'the same work for every variant at every step)')
+    p.add_argument('--interval', type=int, default=1,
+                   help='GradNorm\'s and TDB\'s interval (default 1: their '
+                        'weights and gradient norms every step)')
     p.add_argument('--detectors', nargs='+', default=list(DETECTORS),
                    choices=list(DETECTORS))
     p.add_argument('--methods', nargs='+', default=list(METHODS),
@@ -268,7 +273,7 @@ def main(argv=None):
     print(f'\nmmdet 3.3.0 configs {size}, {w}x{h} px, '
           f'batch {args.batch_size}, {args.boxes} boxes/img, {args.device}, '
           f'{args.rounds} rounds x {args.iters} steps, interleaved, '
-          f'{args.clock} time\n')
+          f'{args.clock} time; GradNorm/TDB interval {args.interval}\n')
     print('Step time relative to plain mmdet (median over rounds):\n')
     print(ratio_table(results, 'plain', TARGETS))
     print('\n(plain step time + time in the balancer\'s hooks) / plain step '

@@ -81,6 +81,12 @@ class GradNorm(BaseWeighting):
         min_weight (float): lower clamp of a weight before renormalisation.
             Default 1e-3.
         eps (float): floor of the mean relative loss. Default 1e-12.
+        interval (int): update the weights at the first step and every
+            ``interval``-th one after it (Chen et al.: every step, 1, the
+            default); the steps between keep them and need no gradient
+            norms (:meth:`updates_next`; the glue then skips the per-task
+            backward passes, the cost of this rule). Each update is the same
+            step, so the weights move ``interval`` times fewer times.
     """
 
     required_signals = ('grad_norm',)
@@ -90,8 +96,14 @@ class GradNorm(BaseWeighting):
                  alpha: float = 1.5, lr: float = 0.025,
                  lr_scale: str = 'grad_norm',
                  max_step_factor: Optional[float] = 2.0,
-                 min_weight: float = 1e-3, eps: float = 1e-12) -> None:
+                 min_weight: float = 1e-3, eps: float = 1e-12,
+                 interval: int = 1) -> None:
         super().__init__(tasks)
+        if isinstance(interval, bool) or not isinstance(interval, int) \
+                or interval < 1:
+            raise ValueError(f'interval must be an int >= 1, got '
+                             f'{interval!r}')
+        self.interval = interval
         self.alpha = check_range('alpha', alpha, 0, math.inf)
         self.lr = check_positive('lr', lr)
         if lr_scale not in self.LR_SCALES:
@@ -115,6 +127,11 @@ class GradNorm(BaseWeighting):
     def weights(self) -> Dict[str, float]:
         return dict(self._weights)
 
+    def updates_next(self) -> bool:
+        """Whether the next :meth:`step` updates the weights (and so needs
+        its ``grad_norm``; other steps accept NaN norms)."""
+        return self.num_steps % self.interval == 0
+
     def _penalties(self, **signals) -> Optional[Dict[str, float]]:
         """The factors :math:`p_i` of :math:`L_{grad}` (None: skip)."""
         return {t: 1.0 for t in self.tasks}
@@ -125,8 +142,10 @@ class GradNorm(BaseWeighting):
         for task, value in losses.items():
             if self.initial_loss[task] is None and value > 0:
                 self.initial_loss[task] = value
-        norms = {t: float(grad_norm[t]) for t in self.tasks}
         penalties = self._penalties(**signals)
+        if (self.num_steps - 1) % self.interval:  # a step between updates
+            return
+        norms = {t: float(grad_norm[t]) for t in self.tasks}
         if len(losses) != len(self.tasks) or penalties is None or any(
                 v is None for v in self.initial_loss.values()) or not all(
                 math.isfinite(g) and g >= 0 for g in norms.values()):

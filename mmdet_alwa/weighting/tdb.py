@@ -58,7 +58,7 @@ class TDB(GradNorm):
         tasks: names of the balanced losses.
         theta (float): restoring force :math:`\theta \ge 0` (the paper's best
             value is 1). Default 1.0.
-        lr, lr_scale, max_step_factor, min_weight, eps: as
+        lr, lr_scale, max_step_factor, min_weight, eps, interval: as
             :class:`GradNorm` (the step is scale-free and bounded by
             default).
     """
@@ -69,10 +69,11 @@ class TDB(GradNorm):
                  theta: float = 1.0, lr: float = 0.025,
                  lr_scale: str = 'grad_norm',
                  max_step_factor: Optional[float] = 2.0,
-                 min_weight: float = 1e-3, eps: float = 1e-12) -> None:
+                 min_weight: float = 1e-3, eps: float = 1e-12,
+                 interval: int = 1) -> None:
         super().__init__(tasks, alpha=theta, lr=lr, lr_scale=lr_scale,
                          max_step_factor=max_step_factor,
-                         min_weight=min_weight, eps=eps)
+                         min_weight=min_weight, eps=eps, interval=interval)
         self.sample_counts = {t: 0.0 for t in self.tasks}
 
     @property

@@ -282,6 +282,28 @@ def test_grad_norm_with_respect_to_the_shared_output():
     assert q._outputs == []
 
 
+def test_grad_norm_skipped_between_the_rules_updates():
+    # GradNorm(interval=2): the second iteration updates nothing, so no
+    # backward pass is taken, its norms are NaN and no empty-signal count
+    from mmdet_alwa.weighting import GradNorm
+    det = Detector()
+    p = _attach('grad_norm', det, shared_layer='head.shared', warn_after=1)
+    rule = GradNorm(interval=2)
+    feat = det.head.shared(det.neck(torch.randn(4, 3)))
+    raw = dict(cls=feat[:, 0].sum(), reg=feat[:, 1].sum())
+    p.on_losses(raw, rule)
+    first = p.collect()
+    assert all(v > 0 for v in first.values())
+    rule.step(dict(cls=1.0, reg=1.0), grad_norm=first)
+    p.reset()
+    with mock.patch('torch.autograd.grad') as grad:
+        p.on_losses(raw, rule)
+    grad.assert_not_called()
+    with mock.patch('mmdet_alwa.engine.hooks.signals.base.print_log') as log:
+        assert all(math.isnan(v) for v in p.collect().values())
+    log.assert_not_called()
+
+
 def test_bad_provider_args():
     det = Detector()
     with pytest.raises(ValueError, match='shared_layer'):

@@ -23,13 +23,21 @@ def toy_stream(steps=30, seed=0):
     return out
 
 
-def reference(stream, alpha, lr, penalties_of=None, relative=False):
+def reference(stream, alpha, lr, penalties_of=None, relative=False,
+              interval=1):
     """GradNorm Algorithm 1 / TDB Eq. 10-16 with autograd on the weights;
     ``relative``: the learning rate divided by the mean unweighted gradient
-    norm of the iteration."""
+    norm of the iteration; ``interval``: only iterations 0, interval, ...
+    update the weights (L(0) and the counts still see every iteration)."""
     w = torch.ones(2, dtype=torch.float64)
     L0, counts, out = None, np.zeros(2), []
     for t, (vals, losses, Wp) in enumerate(stream):
+        if t % interval:
+            L0 = vals if L0 is None else L0
+            if penalties_of is not None:
+                counts += penalties_of(t)
+            out.append(w.numpy().copy())
+            continue
         wp = w.clone().requires_grad_()
         G = torch.stack([
             torch.autograd.grad(losses[i], Wp, retain_graph=True)[0]
@@ -95,6 +103,31 @@ def test_tdb_matches_eq_10_16():
     plain = feed(GradNorm(alpha=1.0, lr=0.003, lr_scale='absolute',
                           min_weight=1e-6, max_step_factor=None), stream)
     assert not np.allclose(got, plain)
+
+
+@pytest.mark.parametrize('cls', [GradNorm, TDB])
+def test_interval_updates_every_kth_step_without_norms_between(cls):
+    stream = toy_stream(seed=1)
+    kw = dict(lr=0.001, lr_scale='absolute', min_weight=1e-6,
+              max_step_factor=None, interval=3)
+    rule = cls(**kw)
+    counts_of = counts if cls is TDB else None
+    wanted, got = [], []
+    for t, (vals, losses, Wp) in enumerate(stream):
+        wanted.append(rule.updates_next())
+        norms = {k: (torch.autograd.grad(losses[i], Wp, retain_graph=True)[0]
+                     .double().norm().item() if wanted[-1] else math.nan)
+                 for i, k in enumerate(rule.tasks)}
+        extra = {} if counts_of is None else dict(
+            num_samples=dict(zip(rule.tasks, counts_of(t))))
+        rule.step(dict(zip(rule.tasks, vals)), grad_norm=norms, **extra)
+        got.append([rule.weights[k] for k in rule.tasks])
+    assert wanted[:7] == [True, False, False, True, False, False, True]
+    alpha = 1.5 if cls is GradNorm else 1.0
+    ref = reference(stream, alpha, 0.001, counts_of, interval=3)
+    np.testing.assert_allclose(np.array(got), np.array(ref), rtol=1e-9)
+    assert rule.num_skipped == 0  # the NaN norms between updates: expected
+    assert got[3] != got[2] and got[1] == got[2] == got[0] != [1.0, 1.0]
 
 
 @pytest.mark.parametrize('cls', [GradNorm, TDB])
@@ -192,7 +225,8 @@ def test_bounded_step_falls_at_most_factor_squared():
 @pytest.mark.parametrize('kw', [dict(alpha=-1), dict(lr=0), dict(lr=math.nan),
                                 dict(min_weight=0), dict(min_weight=2),
                                 dict(lr_scale='relative'),
-                                dict(max_step_factor=1.0)])
+                                dict(max_step_factor=1.0), dict(interval=0),
+                                dict(interval=1.5)])
 def test_bad_args(kw):
     with pytest.raises(ValueError):
         GradNorm(**kw)

@@ -14,7 +14,8 @@ docs/balancers.md).
 
 Computed with ``torch.autograd.grad(retain_graph=True)`` after the
 detector's loss forward and before the main backward (:meth:`on_losses`),
-one pass per task. A task whose loss does not reach :math:`W` (not called,
+one pass per task; not at all on the iterations where the rule will not
+update its weights (GradNorm's and TDB's ``interval``), which get NaN. A task whose loss does not reach :math:`W` (not called,
 or cut off the graph) gets 0 and, after ``warn_after`` such iterations, a
 warning.
 """
@@ -65,9 +66,8 @@ class GradNormProvider(SignalProvider):
                              f'{wrt!r}')
         self.shared_layer = shared_layer
         self.wrt = wrt
-        self.norms: Dict[str, float] = {}
-        self._outputs: List[torch.Tensor] = []
         self._handles: List = []
+        self.reset()
 
     def attach(self, model: nn.Module,
                loss_modules: Mapping[str, List[nn.Module]]) -> None:
@@ -101,10 +101,16 @@ class GradNormProvider(SignalProvider):
             o, torch.Tensor) and o.requires_grad)
 
     def reset(self) -> None:
-        self.norms = {}
-        self._outputs = []
+        self.norms: Dict[str, float] = {}
+        self._outputs: List[torch.Tensor] = []
+        self.measured = True
 
     def on_losses(self, raw: Mapping[str, torch.Tensor], rule) -> None:
+        if hasattr(rule, 'updates_next') and not rule.updates_next():
+            # the rule's step between updates (its ``interval``)
+            self.measured = False
+            self._outputs = []
+            return
         inputs = self.params if self.wrt == 'weights' else self._outputs
         for task, loss in raw.items():
             if not (inputs and isinstance(loss, torch.Tensor)
@@ -120,8 +126,9 @@ class GradNormProvider(SignalProvider):
         self._outputs = []  # the next forward (accumulation) brings its own
 
     def collect(self) -> Dict[str, float]:
-        return self.watch({t: self.norms.get(t, math.nan)
-                           for t in self.loss_modules})
+        norms = {t: self.norms.get(t, math.nan) for t in self.loss_modules}
+        # not measured on purpose: not an empty signal
+        return self.watch(norms) if self.measured else norms
 
     def detach(self) -> None:
         for handle in self._handles:
