@@ -75,6 +75,33 @@ def test_kpi_ignores_what_unweighted_rows_hold():
     assert p.collect() == pytest.approx(dict(cls=0.5, reg=0.5))
 
 
+def test_kpi_sampled_and_dense_calls_give_the_same_accuracy():
+    # 2 foreground classes, sigmoid: scores predicting (0, 1, bg, 0) for
+    # labels (0, 0, 2, 1): rows 0 and 2 correct. A sampler-style call
+    # weighs 4 of 40 rows (kept, measured in collect), a dense call all 4:
+    # 2 of 4 each time
+    det = Detector()
+    p = _attach('kpi', det)
+    score = torch.tensor([[3., -1.], [-2., 1.], [-1., -1.], [2., -3.]])
+    labels = torch.tensor([0, 0, 2, 1])
+    sparse = torch.zeros(40, 2)
+    sparse[::10] = score
+    weights = torch.zeros(40)
+    weights[::10] = 1.0
+    det.head.loss_cls(sparse, labels.repeat_interleave(10), weights)
+    assert p.collect()['cls'] == pytest.approx(0.5)
+    p.reset()
+    det.head.loss_cls(score, labels, torch.ones(4))
+    assert p.collect()['cls'] == pytest.approx(0.5)
+    # both kinds of call in one iteration, and a second sampled level:
+    # 2 + 2 + 1 (the first row only) correct of 4 + 4 + 1
+    p.reset()
+    det.head.loss_cls(sparse, labels.repeat_interleave(10), weights)
+    det.head.loss_cls(score, labels, torch.ones(4))
+    det.head.loss_cls(score, labels, weight=torch.tensor([1., 0, 0, 0]))
+    assert p.collect()['cls'] == pytest.approx(5 / 9)
+
+
 @pytest.mark.parametrize('loss,decoded', [('GIoULoss', False),
                                           ('CIoULoss', False),
                                           ('L1Loss', True)])

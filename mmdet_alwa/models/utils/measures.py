@@ -91,8 +91,9 @@ def cls_accuracy(pred: Tensor, target, weight: Optional[Tensor] = None,
     labels = target[0] if isinstance(target, (tuple, list)) else target
     labels = labels.reshape(-1)
     num_fg = pred.size(1) if use_sigmoid else pred.size(1) - 1
-    valid = sample_mask(weight, labels.numel(), pred.device) \
-        & (labels >= 0) & (labels <= num_fg)
+    valid = (labels >= 0) & (labels <= num_fg)
+    if weight is not None:
+        valid &= sample_mask(weight, labels.numel(), pred.device)
     # the target's score against the best one: no arg-max, which costs
     # ~3x a max over few classes and dense heads pass ~10^5 anchors a call
     best = pred.amax(dim=1)

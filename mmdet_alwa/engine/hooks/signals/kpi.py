@@ -23,6 +23,8 @@ stays NaN for ``warn_after`` iterations warns once.
 """
 from typing import Dict, Mapping, Optional
 
+import torch
+
 from mmdet_alwa.models.utils.measures import (box_iou, cls_accuracy,
                                               decode_deltas,
                                               distribution_boxes, mask_iou,
@@ -58,6 +60,12 @@ class KPIProvider(LossInputProvider):
         self.cls_metric = cls_metric
         super().__init__(kinds, warn_after)
 
+    def attach(self, model, loss_modules) -> None:
+        super().attach(model, loss_modules)
+        self._task_of = {name: task
+                         for task, names in self.module_names.items()
+                         for name in names}
+
     def check_module(self, task, name, module, head) -> None:
         kind = self.kinds.get(task)
         if kind == 'box' or (kind is None and (
@@ -72,33 +80,35 @@ class KPIProvider(LossInputProvider):
                     f'bbox_coder to decode them into boxes for the IoU KPI '
                     f'(nor reg_decoded_bbox=True)')
 
-    def measure(self, kind, name, module, head, call) -> list:
+    def reset(self) -> None:
+        super().reset()
+        # {module name: (task, kind, module, head, [row tensors per call])}
+        self._rows: Dict[str, tuple] = {}
+
+    def measure(self, kind, name, module, head, call) -> Optional[list]:
         pred, target, weight = call.pred, call.target, call.weight
-        if kind == 'cls':
-            sigmoid = bool(getattr(module, 'use_sigmoid', False))
-            labels = (target[0] if isinstance(target, (tuple, list))
-                      else target).reshape(-1)
-            pred, labels = _positive_rows(weight, pred, labels)
-            scores = cls_accuracy(pred, labels, use_sigmoid=sigmoid)
-            hits = scores.value.bool() & scores.valid
-            fg = scores.valid & (labels < pred.size(1) - (not sigmoid))
-            return [hits.sum(), scores.valid.sum(), (hits & fg).sum(),
-                    fg.sum()]
-        if kind == 'box':
-            pred, target = _positive_rows(weight, pred, target)
-            weight = None
-            if not is_decoded(module, head):
-                coder = getattr(head, 'bbox_coder', None)
-                if coder is None:
-                    raise ValueError(
-                        f'signal \'kpi\': loss module {name!r} '
-                        f'({type(module).__name__}) takes box deltas, and '
-                        f'its owner {type(head).__name__} has no bbox_coder '
-                        f'to decode them (nor reg_decoded_bbox=True)')
-                pred, target = decode_deltas(coder, pred.float(),
-                                             target.float())
-            scores = box_iou(pred, target, weight)
-        elif kind == 'dfl':
+        if kind in ('cls', 'box'):
+            # a dense head calls these once per level with every anchor; a
+            # sampler or the positives keep a few hundred: keep those rows,
+            # measure them all at once in collect(). Without a sampler
+            # (RetinaNet's classification) most rows count: measure here,
+            # without copying them
+            if kind == 'cls':
+                target = (target[0] if isinstance(target, (tuple, list))
+                          else target).reshape(-1)
+            mask = sample_mask(weight, pred.size(0), pred.device)
+            dense = 4 * int(mask.count_nonzero()) > pred.size(0)
+            if kind == 'cls' and dense:
+                return self._measure_rows(name, kind, module, head, pred,
+                                          target, mask)
+            keep = mask.nonzero()[:, 0]
+            task = self._task_of[name]
+            rows = self._rows.setdefault(name, (task, kind, module, head, []))
+            # index_select: ~50x faster than boolean indexing
+            rows[-1].append((pred.index_select(0, keep),
+                             target.index_select(0, keep)))
+            return None
+        if kind == 'dfl':
             boxes = distribution_boxes(pred.float(), target)
             scores = box_iou(*boxes, None if weight is None
                              else weight.reshape(-1, 4))
@@ -109,7 +119,45 @@ class KPIProvider(LossInputProvider):
         return [(scores.value * scores.valid).sum(), scores.valid.sum(), 0,
                 0]
 
+    def _measure_rows(self, name, kind, module, head, pred, target,
+                      mask=None) -> list:
+        """The sums of a module's weighted rows (``mask``: of these)."""
+        if kind == 'cls':
+            sigmoid = bool(getattr(module, 'use_sigmoid', False))
+            scores = cls_accuracy(pred, target, use_sigmoid=sigmoid)
+            valid = scores.valid if mask is None else scores.valid & mask
+            hits = scores.value.bool() & valid
+            fg = valid & (target < pred.size(1) - (not sigmoid))
+            # count_nonzero: sum() would first copy the bools to int64
+            return [hits.count_nonzero(), valid.count_nonzero(),
+                    (hits & fg).count_nonzero(), fg.count_nonzero()]
+        if not is_decoded(module, head):
+            coder = getattr(head, 'bbox_coder', None)
+            if coder is None:
+                raise ValueError(
+                    f'signal \'kpi\': loss module {name!r} '
+                    f'({type(module).__name__}) takes box deltas, and its '
+                    f'owner {type(head).__name__} has no bbox_coder to '
+                    f'decode them (nor reg_decoded_bbox=True)')
+            pred, target = decode_deltas(coder, pred.float(), target.float())
+        scores = box_iou(pred, target)
+        return [scores.value.sum(), scores.valid.count_nonzero(), 0, 0]
+
+    def _flush(self) -> None:
+        """Measure the rows the calls kept and add them to the stats."""
+        with torch.no_grad():
+            for name, (task, kind, module, head, calls) in self._rows.items():
+                pred, target = (torch.cat(parts) for parts in zip(*calls))
+                sums = torch.stack([
+                    torch.as_tensor(v, dtype=torch.float64,
+                                    device=pred.device)
+                    for v in self._measure_rows(name, kind, module, head,
+                                                pred, target)])
+                self.stats[task] = self.stats.get(task, 0) + sums
+        self._rows = {}
+
     def collect(self) -> Dict[str, float]:
+        self._flush()
         out = {}
         for task in self.loss_modules:
             if task not in self.stats:
@@ -129,14 +177,3 @@ class KPIProvider(LossInputProvider):
         return ('its loss modules were not called or had no sample with a '
                 'positive weight')
 
-
-def _positive_rows(weight, *tensors):
-    """``tensors`` (N, ...) restricted to the rows of positive ``weight``
-    (see :func:`sample_mask`): a dense head passes every anchor (~10^5 at
-    1000 px) and weighs a few hundred, so measure only those."""
-    rows = tensors[0].size(0)
-    keep = sample_mask(weight, rows, tensors[0].device).nonzero()[:, 0]
-    if keep.numel() == rows:
-        return tensors
-    # index_select: ~50x faster than boolean indexing once ``keep`` exists
-    return tuple(t.index_select(0, keep) for t in tensors)

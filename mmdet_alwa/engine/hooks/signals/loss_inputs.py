@@ -88,22 +88,25 @@ class LossInputProvider(SignalProvider):
                     f'{task!r} is from its call '
                     f'{describe_call(args, kwargs)}; set the provider\'s '
                     f'kinds=dict({task}=...) to one of {KINDS}')
+            self.kind_of[task] = kind
             with torch.no_grad():
                 call = LossCall(*(_detach(v) for v in call))
+                sums = self.measure(kind, name, module, head, call)
+                if sums is None:  # the subclass keeps it for collect()
+                    return
                 stats = torch.stack([
                     torch.as_tensor(v, dtype=torch.float64,
-                                    device=call.pred.device)
-                    for v in self.measure(kind, name, module, head, call)])
+                                    device=call.pred.device) for v in sums])
             # tensors: no device sync until collect()
-            self.kind_of[task] = kind
             self.stats[task] = self.stats.get(task, 0) + stats
 
         return hook
 
     def measure(self, kind: str, name: str, module: nn.Module,
-                head: Optional[nn.Module], call: LossCall) -> list:
+                head: Optional[nn.Module], call: LossCall) -> Optional[list]:
         """The sums of one call (scalars or 0-d tensors), added over the
-        iteration's calls of the task."""
+        iteration's calls of the task; None: the subclass keeps what it
+        needs and adds it to :attr:`stats` itself in ``collect()``."""
         raise NotImplementedError
 
     def reset(self) -> None:
