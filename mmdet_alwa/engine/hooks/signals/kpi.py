@@ -20,6 +20,12 @@ quality   1 - |sigmoid(pred) - target| (centerness)     positive weight
 
 An iteration without a sample gives NaN (DTP skips it); a task whose KPI
 stays NaN for ``warn_after`` iterations warns once.
+
+Cost: dense heads call their losses once per FPN level with every anchor
+(~10^5) and weigh a few hundred (sampled anchors, positives). A call keeps
+only the weighted rows of a cls/box call, and ``collect()`` measures each
+module's rows of the iteration at once (one decode, one IoU); a cls call
+whose rows mostly count (no sampler: RetinaNet) is measured in place.
 """
 from typing import Dict, Mapping, Optional
 
