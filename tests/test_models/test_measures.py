@@ -55,6 +55,23 @@ def test_cls_accuracy_sigmoid(soft_target):
     assert _mean(cls_accuracy(pred, target, None)) == pytest.approx(3 / 4)
 
 
+def test_cls_accuracy_any_layout():
+    # the row max is a max-pool over contiguous rows: a transposed
+    # (non-contiguous) input, one class, no rows all give the same answer;
+    # softmax over (c0, c1, bg), labels 0, bg, bg: correct, correct, wrong
+    # (the last row predicts c1)
+    soft = torch.tensor([[3., 0., 0.], [0., 0., 1.], [0., 2., 1.]])
+    labels = torch.tensor([0, 2, 2])
+    for pred in (soft, soft.t().contiguous().t()):
+        assert cls_accuracy(pred, labels, use_sigmoid=False).value.tolist() \
+            == [1., 1., 0.]
+    one = torch.tensor([[1.], [-1.], [0.5]])  # sigmoid, 1 class: bg = 1
+    assert cls_accuracy(one, torch.tensor([0, 1, 1])).value.tolist() == [
+        1., 1., 0.]
+    empty = cls_accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    assert empty.value.shape == (0, ) and empty.valid.shape == (0, )
+
+
 def test_cls_accuracy_softmax_ignores_invalid_labels():
     pred = torch.tensor([[3., 0., 0.], [0., 0., 1.], [0., 2., 1.],
                          [5., 0., 0.]])

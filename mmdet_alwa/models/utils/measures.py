@@ -28,6 +28,7 @@ Also :func:`find_shared_layer`, the default :math:`W` of GradNorm and TDB.
 from typing import Iterable, NamedTuple, Optional
 
 import torch
+import torch.nn.functional as F
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor, nn
 
@@ -96,13 +97,23 @@ def cls_accuracy(pred: Tensor, target, weight: Optional[Tensor] = None,
         valid &= sample_mask(weight, labels.numel(), pred.device)
     # the target's score against the best one: no arg-max, which costs
     # ~3x a max over few classes and dense heads pass ~10^5 anchors a call
-    best = pred.amax(dim=1)
+    best = _row_max(pred)
     score = pred.gather(1, labels.clamp(0, pred.size(1) - 1)[:, None])[:, 0]
     correct = score >= best
     if use_sigmoid:
         correct = torch.where(labels == num_fg, best <= 0,
                               correct & (best > 0))
     return Scores(correct.to(pred.dtype), valid)
+
+
+def _row_max(x: Tensor) -> Tensor:
+    """``x.amax(dim=1)`` of an (N, C) tensor; as a max-pool over its C-wide
+    rows when it is contiguous: ~3x faster on CPU for the few classes of a
+    dense head (amax over a short inner dimension does not vectorise)."""
+    if x.numel() == 0 or not x.is_contiguous():
+        return x.amax(dim=1)
+    c = x.size(1)
+    return F.max_pool1d(x.reshape(1, 1, -1), c, c).reshape(-1)
 
 
 def decode_deltas(bbox_coder, pred: Tensor, target: Tensor):
