@@ -200,7 +200,7 @@ class HookClock:
     def __init__(self, clock) -> None:
         self.clock = clock
         self.steps: list = []
-        self._depth = 0
+        self._nested = False
 
     def start_step(self) -> None:
         self.steps.append(0.0)
@@ -208,14 +208,15 @@ class HookClock:
     def wrap(self, fn):
         @functools.wraps(fn)
         def timed(*args, **kwargs):
-            self._depth += 1
+            if self._nested:  # inside a timed call: counted by it
+                return fn(*args, **kwargs)
+            self._nested = True
             start = self.clock()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self._depth -= 1
-                if not self._depth:
-                    self.steps[-1] += self.clock() - start
+                self._nested = False
+                self.steps[-1] += self.clock() - start
         return timed
 
     @staticmethod

@@ -69,3 +69,40 @@ def test_flags():
         common.parse_args(p, ['--img-size', '1', '2', '3'])
     with pytest.raises(SystemExit):
         common.parse_args(p, ['--device', 'cuda', '--clock', 'cpu'])
+
+
+def _bench_balancers():
+    import sys
+    sys.path.insert(0, osp.dirname(_PATH))
+    try:
+        import bench_balancers
+    finally:
+        sys.path.remove(osp.dirname(_PATH))
+    return bench_balancers
+
+
+def test_hook_clock_counts_the_balancers_own_calls():
+    """The in-hook time: a fake clock ticking 1 per reading; nested calls
+    count once (the outer one), only hooks added after ``module_hooks``
+    are wrapped, rounds average their steps after the warm-up."""
+    import torch
+    bench = _bench_balancers()
+    ticks = iter(range(1000))
+    timer = bench.HookClock(lambda: next(ticks))
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    calls = []
+    model[0].register_forward_hook(lambda *a: calls.append('theirs'))
+    known = timer.module_hooks(model)
+    inner = timer.wrap(lambda: calls.append('inner'))
+    model[0].register_forward_hook(lambda *a: (calls.append('ours'),
+                                               inner()))
+    timer.wrap_module_hooks(model, known)
+    for _ in range(3):
+        timer.start_step()
+        model(torch.zeros(1, 2))
+    # each step: ours reads the clock at entry (t) and exit (t + 1); the
+    # nested inner one does not read it
+    assert timer.steps == [1, 1, 1]
+    assert calls == ['theirs', 'ours', 'inner'] * 3
+    assert timer.per_round(warmup=1, iters=1) == [1, 1]
+    assert timer.per_round(warmup=1, iters=2) == [1]
