@@ -243,7 +243,7 @@ class HookClock:
 
 
 def main(argv=None):
-    p = make_parser(__doc__, config=None, img_size=(960, 672), rounds=3,
+    p = make_parser(__doc__, config=None, img_size=(1024, 704), rounds=3,
                     iters=1, warmup=1, boxes=4)
     p.add_argument('--size', default='tiny', choices=('full', 'tiny'),
                    help='full: the mmdet config as it is (R50-FPN...); '
