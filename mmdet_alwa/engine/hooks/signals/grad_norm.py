@@ -15,9 +15,9 @@ docs/balancers.md).
 Computed with ``torch.autograd.grad(retain_graph=True)`` after the
 detector's loss forward and before the main backward (:meth:`on_losses`),
 one pass per task; not at all on the iterations where the rule will not
-update its weights (GradNorm's and TDB's ``interval``), which get NaN. A task whose loss does not reach :math:`W` (not called,
-or cut off the graph) gets 0 and, after ``warn_after`` such iterations, a
-warning.
+update its weights (GradNorm's and TDB's ``interval``), which get NaN. A
+task whose loss does not reach :math:`W` (not called, or cut off the graph)
+gets 0 and, after ``warn_after`` such iterations, a warning.
 """
 import math
 from typing import Dict, List, Mapping, Sequence, Union

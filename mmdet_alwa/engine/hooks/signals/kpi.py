@@ -37,7 +37,7 @@ from mmdet_alwa.models.utils.measures import (box_iou, cls_accuracy,
                                               quality_score, sample_mask)
 from .base import register_signal_provider
 from .loss_calls import is_decoded
-from .loss_inputs import LossInputProvider
+from .loss_inputs import LossInputProvider, as_stats
 
 __all__ = ['KPIProvider']
 
@@ -103,8 +103,7 @@ class KPIProvider(LossInputProvider):
                 target = (target[0] if isinstance(target, (tuple, list))
                           else target).reshape(-1)
             mask = sample_mask(weight, pred.size(0), pred.device)
-            dense = 4 * int(mask.count_nonzero()) > pred.size(0)
-            if kind == 'cls' and dense:
+            if kind == 'cls' and 4 * int(mask.count_nonzero()) > pred.size(0):
                 return self._measure_rows(name, kind, module, head, pred,
                                           target, mask)
             keep = mask.nonzero()[:, 0]
@@ -154,11 +153,8 @@ class KPIProvider(LossInputProvider):
         with torch.no_grad():
             for name, (task, kind, module, head, calls) in self._rows.items():
                 pred, target = (torch.cat(parts) for parts in zip(*calls))
-                sums = torch.stack([
-                    torch.as_tensor(v, dtype=torch.float64,
-                                    device=pred.device)
-                    for v in self._measure_rows(name, kind, module, head,
-                                                pred, target)])
+                sums = as_stats(self._measure_rows(
+                    name, kind, module, head, pred, target), pred.device)
                 self.stats[task] = self.stats.get(task, 0) + sums
         self._rows = {}
 

@@ -9,7 +9,7 @@ from .base import SignalProvider
 from .loss_calls import (KINDS, LossCall, describe_call, infer_kind, owner,
                          parse_loss_call, takes_pred_and_target)
 
-__all__ = ['LossInputProvider']
+__all__ = ['LossInputProvider', 'as_stats']
 
 #: accepted in ``kinds`` for the box kind (the name of the older API)
 _ALIASES = {'reg': 'box'}
@@ -94,9 +94,7 @@ class LossInputProvider(SignalProvider):
                 sums = self.measure(kind, name, module, head, call)
                 if sums is None:  # the subclass keeps it for collect()
                     return
-                stats = torch.stack([
-                    torch.as_tensor(v, dtype=torch.float64,
-                                    device=call.pred.device) for v in sums])
+                stats = as_stats(sums, call.pred.device)
             # tensors: no device sync until collect()
             self.stats[task] = self.stats.get(task, 0) + stats
 
@@ -117,6 +115,13 @@ class LossInputProvider(SignalProvider):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+def as_stats(sums, device) -> torch.Tensor:
+    """One call's sums (scalars, 0-d tensors) as a float64 vector on
+    ``device``, to be added over the calls without a device sync."""
+    return torch.stack([torch.as_tensor(v, dtype=torch.float64,
+                                        device=device) for v in sums])
 
 
 def _detach(value):
