@@ -57,6 +57,11 @@ def _pair(det):
     return dict(cls=det.losses[cls], reg=det.losses[reg])
 
 
+def _at_output(rule, det):
+    return (dict(type=rule, tasks=tuple(det.losses)), det.losses,
+            dict(signals=dict(grad_norm=dict(type='grad_norm', wrt='output'))))
+
+
 # method -> (rule config, losses of the detector, extra hook options)
 METHODS = dict(
     alwa=lambda det: (dict(type='ALWA', variant=1, interval=100),
@@ -74,12 +79,8 @@ METHODS = dict(
     tdb=lambda det: (dict(type='TDB', tasks=tuple(det.losses)), det.losses,
                      {}),
     # the gradient at the shared layer's output instead of its weights
-    gradnorm_output=lambda det: (
-        dict(type='GradNorm', tasks=tuple(det.losses)), det.losses,
-        dict(signals=dict(grad_norm=dict(type='grad_norm', wrt='output')))),
-    tdb_output=lambda det: (
-        dict(type='TDB', tasks=tuple(det.losses)), det.losses,
-        dict(signals=dict(grad_norm=dict(type='grad_norm', wrt='output')))),
+    gradnorm_output=lambda det: _at_output('GradNorm', det),
+    tdb_output=lambda det: _at_output('TDB', det),
     # as the configs of configs/balancers/: the first cls/reg pair only,
     # whose last shared layer is the RPN's conv (two-stage) or the neck
     gradnorm_pair=lambda det: (dict(type='GradNorm'), _pair(det), {}),

@@ -331,6 +331,41 @@ def test_grad_norm_skipped_between_the_rules_updates():
     log.assert_not_called()
 
 
+def test_loss_input_provider_sums_per_call_or_leaves_them_to_the_subclass():
+    # the base hook adds each call's sums (as_stats: a float64 vector) over
+    # the iteration's calls of a task; a measure() returning None keeps the
+    # call for the subclass, which then owns the task's stats
+    from mmdet_alwa.engine.hooks.signals.loss_inputs import (
+        LossInputProvider, as_stats)
+
+    class Rows(LossInputProvider):
+        signal = 'rows'
+
+        def measure(self, kind, name, module, head, call):
+            if kind == 'box':
+                return None
+            return [call.pred.size(0), 1]
+
+        def collect(self):
+            return {}
+
+    det = Detector()
+    p = Rows()
+    p.attach(det, dict(cls=[det.head.loss_cls], reg=[det.head.loss_bbox]))
+    p.reset()
+    for rows in (3, 5):
+        det.head.loss_cls(torch.zeros(rows, 1), torch.zeros(rows).long())
+    det.head.loss_bbox(torch.zeros(2, 4), torch.zeros(2, 4))
+    assert p.stats['cls'].tolist() == [8.0, 2.0]
+    assert p.stats['cls'].dtype == torch.float64
+    assert 'reg' not in p.stats and p.kind_of == dict(cls='cls', reg='box')
+    assert as_stats([torch.tensor(2), 0.5], torch.device('cpu')).tolist() \
+        == [2.0, 0.5]
+    p.detach()
+    det.head.loss_cls(torch.zeros(1, 1), torch.zeros(1).long())
+    assert p.stats['cls'].tolist() == [8.0, 2.0]  # hooks removed
+
+
 def test_bad_provider_args():
     det = Detector()
     with pytest.raises(ValueError, match='shared_layer'):
