@@ -179,6 +179,7 @@ class LossWeightingHook(Hook):
         self._device = next(model.parameters()).device
         loss_modules = self.taps.attach(model, self._on_losses)
         for provider in self.providers.values():
+            provider.optim_wrapper = getattr(runner, 'optim_wrapper', None)
             provider.attach(model, loss_modules)
         params = list(self.rule.parameters())
         if params:

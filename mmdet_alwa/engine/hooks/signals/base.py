@@ -54,6 +54,10 @@ class SignalProvider:
 
     #: the name the provider is registered under (set by the decorator)
     signal: str = ''
+    #: the runner's optim wrapper, handed over by the hook in ``before_run``
+    #: before :meth:`attach` (None outside a Runner): its ``loss_scaler``
+    #: (AMP) makes the ``grad_norm`` provider's gradients exact in float16
+    optim_wrapper: Any = None
 
     def __init__(self, warn_after: int = 50) -> None:
         if isinstance(warn_after, bool) or not isinstance(warn_after, int) \

@@ -19,10 +19,12 @@ update its weights (GradNorm's and TDB's ``interval``), which get NaN. A
 task whose loss does not reach :math:`W` (not called, or cut off the graph)
 gets 0 and, after ``warn_after`` such iterations, a warning.
 """
+import logging
 import math
-from typing import Dict, List, Mapping, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
+from mmengine.logging import print_log
 from torch import nn
 
 from mmdet_alwa.models.utils.measures import find_shared_layer
@@ -67,6 +69,7 @@ class GradNormProvider(SignalProvider):
         self.shared_layer = shared_layer
         self.wrt = wrt
         self._handles: List = []
+        self._warned_unscaled = False
         self.reset()
 
     def attach(self, model: nn.Module,
@@ -117,13 +120,62 @@ class GradNormProvider(SignalProvider):
                     and loss.requires_grad):
                 self.norms[task] = 0.0
                 continue
-            grads = torch.autograd.grad(loss, inputs, retain_graph=True,
-                                        allow_unused=True)
-            sq = [g.detach().float().pow(2).sum() for g in grads
-                  if g is not None]
-            self.norms[task] = float(torch.stack(sq).sum().sqrt()) \
-                if sq else 0.0
+            norm = self.grad_norm(loss, inputs)
+            self.norms[task] = float(norm) if norm is not None else 0.0
         self._outputs = []  # the next forward (accumulation) brings its own
+
+    def grad_norm(self, loss: torch.Tensor, inputs: Sequence[torch.Tensor]
+                  ) -> Optional[torch.Tensor]:
+        """:math:`\\|\\nabla L\\|_2` of ``loss`` with respect to ``inputs``, a
+        0-d float32 tensor on the gradients' device (no host read); None
+        when no input is reached.
+
+        With an enabled loss scaler (:meth:`loss_scaler`) the gradient is
+        taken of ``scaler.scale(loss)`` -- the very product that the optim
+        wrapper back-propagates -- and the norm divided by the scale (read as
+        a device tensor), so float16 gradients below 6e-8 do not underflow to
+        0. A scaled gradient that overflows (inf/NaN) gives a non-finite norm,
+        which the rule does not use (GradNorm/TDB count it in
+        ``num_skipped``). The squares are summed in float32 (bfloat16 has
+        float32's range: no scaler is needed there).
+        """
+        scaler = self.loss_scaler(loss)
+        scale = None
+        if scaler is not None:
+            loss = scaler.scale(loss)  # creates the scale at the first call
+            scale = scaler._get_scale_async()
+        grads = torch.autograd.grad(loss, inputs, retain_graph=True,
+                                    allow_unused=True)
+        sq = [g.detach().float().pow(2).sum() for g in grads
+              if g is not None]
+        if not sq:
+            return None
+        norm = torch.stack(sq).sum().sqrt()
+        return norm if scale is None else norm / scale.to(norm.device)
+
+    def loss_scaler(self, loss: torch.Tensor):
+        """The enabled ``GradScaler`` of the optim wrapper handed over by the
+        hook (``optim_wrapper.loss_scaler``: mmengine's ``AmpOptimWrapper``
+        and our ``NonFiniteGuardAmpOptimWrapper``), else None.
+
+        Without one, under float16 autocast (the gradients then underflow),
+        warns once and measures unscaled.
+        """
+        scaler = getattr(self.optim_wrapper, 'loss_scaler', None)
+        if scaler is not None and scaler.is_enabled():
+            return scaler
+        device = loss.device.type
+        if not self._warned_unscaled and torch.is_autocast_enabled(device) \
+                and torch.get_autocast_dtype(device) == torch.float16:
+            self._warned_unscaled = True
+            print_log(
+                f'grad_norm under float16 autocast without a loss scaler '
+                f'(the optim wrapper {type(self.optim_wrapper).__name__} has '
+                f'no enabled loss_scaler): gradients below 6e-8 underflow to '
+                f'0, so the norms may be too small or 0; use AmpOptimWrapper '
+                f'(--amp) or bfloat16', logger='current',
+                level=logging.WARNING)
+        return None
 
     def collect(self) -> Dict[str, float]:
         norms = {t: self.norms.get(t, math.nan) for t in self.loss_modules}
