@@ -43,6 +43,11 @@ def parse_args(argv=None):
     parser.add_argument('--launcher',
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument(
+        '--allow-cpu-dist', action='store_true',
+        help='with --launcher pytorch/slurm, run CPU processes on gloo even '
+        'though CUDA_VISIBLE_DEVICES or slurm says GPUs were given '
+        '(same as MMDET_ALWA_ALLOW_CPU_DIST=1)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -62,7 +67,8 @@ def main(argv=None):
         sys.exit('error: --out must be a .pkl file')
 
     try:
-        prepare_run(cfg, args.launcher, splits=('test',))
+        prepare_run(cfg, args.launcher, splits=('test',),
+                    allow_cpu_dist=args.allow_cpu_dist)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
 

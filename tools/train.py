@@ -42,6 +42,11 @@ def parse_args(argv=None):
     parser.add_argument('--launcher',
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument(
+        '--allow-cpu-dist', action='store_true',
+        help='with --launcher pytorch/slurm, run CPU processes on gloo even '
+        'though CUDA_VISIBLE_DEVICES or slurm says GPUs were given '
+        '(same as MMDET_ALWA_ALLOW_CPU_DIST=1)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -71,7 +76,8 @@ def main(argv=None):
         cfg.resume, cfg.load_from = True, args.resume
 
     try:
-        prepare_run(cfg, args.launcher, splits=('train', 'val'))
+        prepare_run(cfg, args.launcher, splits=('train', 'val'),
+                    allow_cpu_dist=args.allow_cpu_dist)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
 

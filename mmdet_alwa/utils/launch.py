@@ -8,8 +8,13 @@ from .data_check import check_dataset_paths
 from .dist_utils import setup_cpu_distributed
 
 
-def prepare_run(cfg: Config, launcher: str, splits: Sequence[str]) -> None:
+def prepare_run(cfg: Config, launcher: str, splits: Sequence[str],
+                allow_cpu_dist: bool = False) -> None:
     """Generate built-in data, check dataset paths, set up CPU DDP.
+
+    ``allow_cpu_dist`` (the tools' ``--allow-cpu-dist``) lets distributed
+    training run on CPU processes although the environment says GPUs were
+    expected (see :func:`~mmdet_alwa.utils.dist_utils.setup_cpu_distributed`).
 
     A config that names ``demo_data = dict(**generator_args)`` gets that
     dataset generated into its ``data_root`` on first use (see
@@ -20,7 +25,7 @@ def prepare_run(cfg: Config, launcher: str, splits: Sequence[str]) -> None:
         ensure_demo_dataset(cfg.get('data_root', 'data/demo/'),
                             **cfg.demo_data)
     check_dataset_paths(cfg, tuple(splits))
-    setup_cpu_distributed(cfg, launcher)
+    setup_cpu_distributed(cfg, launcher, allow_cpu=allow_cpu_dist)
 
 
 def load_tool_config(config: str, launcher: str,
