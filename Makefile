@@ -1,4 +1,5 @@
 # The README's commands: `make demo` and `make test` (both install first).
+# `make install` installs the exact versions of requirements/constraints.txt.
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
@@ -8,7 +9,9 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): requirements/build.txt requirements/mmcv.txt requirements/runtime.txt requirements/tests.txt setup.py scripts/install.sh
+$(STAMP): requirements/constraints.txt requirements/build.txt requirements/mmcv.txt \
+		requirements/runtime.txt requirements/tools.txt requirements/tests.txt \
+		setup.py scripts/install.sh
 	VENV=$(VENV) ./scripts/install.sh
 	touch $@
 

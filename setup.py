@@ -56,8 +56,20 @@ setup(
     packages=find_packages(include=['mmdet_alwa', 'mmdet_alwa.*']),
     py_modules=['_mmdet_alwa_scope'],
     cmdclass=dict(build_py=BuildPy),
-    python_requires='>=3.11,<3.12',
+    python_requires='>=3.11,<3.14',
+    # ranges; the exact versions of our own runs: requirements/constraints.txt
     install_requires=read_requirements('runtime.txt'),
-    extras_require=dict(tests=read_requirements('tests.txt')),
+    extras_require=dict(
+        tools=read_requirements('tools.txt'),
+        tests=read_requirements('tests.txt') + read_requirements('tools.txt')),
     license='Apache-2.0',
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3.11',
+        'Programming Language :: Python :: 3.12',
+        'Programming Language :: Python :: 3.13',
+        'License :: OSI Approved :: Apache Software License',
+        'Operating System :: OS Independent',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    ],
 )

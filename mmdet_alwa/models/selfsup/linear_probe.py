@@ -42,7 +42,6 @@ import torch
 from mmdet.registry import DATASETS, MODELS
 from mmengine.dataset import pseudo_collate
 from mmengine.runner.checkpoint import _load_checkpoint
-from sklearn.metrics import average_precision_score
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -76,6 +75,12 @@ def multilabel_map(scores: np.ndarray,
     if scores.shape != targets.shape or scores.ndim != 2:
         raise ValueError(f'scores and targets must both be (N, C), got '
                          f'{scores.shape} and {targets.shape}')
+    try:  # the extra `tools`, not needed to import mmdet_alwa
+        from sklearn.metrics import average_precision_score
+    except ImportError as e:
+        raise ImportError(
+            'mmdet_alwa.models.selfsup.linear_probe needs scikit-learn: '
+            'pip install "mmdet_alwa[tools]"') from e
     ap = np.full(targets.shape[1], np.nan)
     for k in range(targets.shape[1]):
         if targets[:, k].any():
