@@ -1,7 +1,7 @@
 # Mask R-CNN R50-FPN on COCO 2017 instances with mmdet's 1x schedule.
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
-    'mmdet::_base_/datasets/coco_instance.py',
+    './datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     './default_runtime.py',
 ]
