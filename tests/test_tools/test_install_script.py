@@ -58,10 +58,12 @@ case "$*" in
   *sys.version_info*) echo "${FAKE_PYVER:-3.12}" ;;
   *'import venv, ensurepip'*) ;;
   *sysconfig*) echo "$FAKE_INC" ;;
-  *torch.version.cuda*) [ -n "${FAKE_TORCH:-}" ] || exit 1; echo "$FAKE_TORCH" ;;
+  *torch.version.cuda*) [ -n "${FAKE_TORCH:-}" ] || exit 1
+                       echo "$FAKE_TORCH" ;;
   *mmcv._ext*) grep -q -- '--no-binary mmcv' "$FAKE_LOG" && exit 0
                exit "${FAKE_MMCV_RC:-1}" ;;
-  *check_install.py*) echo "[FAIL] kernels on CUDA: no kernel image"; exit "${FAKE_CHECK_RC:-0}" ;;
+  *check_install.py*) echo "[FAIL] kernels on CUDA: no kernel image"
+                      exit "${FAKE_CHECK_RC:-0}" ;;
 esac
 exit 0
 '''
