@@ -83,3 +83,11 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
                     save_last=True))
+
+# ---- DDP ----
+# Under DDP (several GPUs) mmengine's Runner converts every BatchNorm to
+# torch's SyncBatchNorm, so that BN statistics cover the whole batch as in
+# Chen et al. (docs/simclr.md); without DDP it is ignored. torch's
+# SyncBatchNorm needs GPUs: for a CPU (gloo) DDP run pass
+# --cfg-options sync_bn=None.
+sync_bn = 'torch'
