@@ -213,3 +213,49 @@ def test_a_version_out_of_range_fails(clean_env, capsys):
     assert fix.startswith('fix: pip install "mmcv<2.3,>=2.2.0"  (mmcv from '
                           'source: MMCV_WITH_OPS=1')
     assert 'numpy' not in fix and 'pytest' not in fix  # in range / an extra
+
+
+@pytest.fixture
+def fake_cuda(clean_env):
+    """The CUDA branch of check_kernels on the CPU: .cuda() is the identity
+    and the 'cuda' device of the hand cases is the CPU."""
+    real_kernels_on = env_check._kernels_on
+    clean_env.setattr(torch.cuda, 'is_available', lambda: True)
+    clean_env.setattr(torch.cuda, 'synchronize', lambda: None)
+    clean_env.setattr(torch.cuda, 'device_count', lambda: 1)
+    clean_env.setattr(torch.cuda, 'get_device_capability', lambda i: (9, 0))
+    clean_env.setattr(torch.Tensor, 'cuda', lambda self, *a, **k: self)
+    clean_env.setattr(env_check, '_kernels_on',
+                      lambda device: real_kernels_on('cpu'))
+    return clean_env
+
+
+def test_cuda_branch_compares_with_the_cpu_kernels(fake_cuda):
+    checks = env_check.check_kernels()
+    assert [(c.name, c.ok) for c in checks] == [('kernels on CPU', True),
+                                                ('kernels on CUDA', True)]
+    # a CUDA nms that differs from the CPU one is caught
+    real_nms = mmcv.ops.nms
+    calls = []
+
+    def second_call_drops_one(boxes, scores, thr, *args, **kwargs):
+        dets, keep = real_nms(boxes, scores, thr, *args, **kwargs)
+        calls.append(1)
+        return (dets[:-1], keep[:-1]) if len(calls) == 2 else (dets, keep)
+    fake_cuda.setattr(mmcv.ops, 'nms', second_call_drops_one)
+    with pytest.raises(AssertionError, match='nms on CUDA kept'):
+        env_check._cuda_matches_cpu()
+
+
+def test_missing_cuda_kernels_name_the_arch(fake_cuda):
+    def no_kernel():
+        raise RuntimeError('CUDA error: no kernel image is available for '
+                           'execution on the device\nmore')
+    fake_cuda.setattr(env_check, '_cuda_matches_cpu', no_kernel)
+    cpu, cuda = env_check.check_kernels()
+    assert cpu.ok and not cuda.ok
+    assert cuda.detail == 'RuntimeError: CUDA error: no kernel image is ' \
+        'available for execution on the device'
+    assert cuda.fix.startswith('rebuild mmcv with CUDA kernels for this '
+                               'GPU: FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="9.0" '
+                               'MMCV_WITH_OPS=1 pip install')
