@@ -59,6 +59,7 @@ from mmengine.hooks import Hook
 from mmengine.structures import InstanceData
 
 from mmdet.registry import HOOKS
+from mmdet_alwa.utils.checkpoint_safety import safe_checkpoint_loading
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(REPO, 'configs/demo/faster_rcnn_r18_demo.py')
@@ -269,8 +270,9 @@ def train(cfg_path: str, work_dir: str, *extra: str) -> int:
 
 
 def final_state(work_dir: str, iters: int) -> dict:
-    ckpt = torch.load(osp.join(work_dir, f'iter_{iters}.pth'),
-                      map_location='cpu', weights_only=False)
+    with safe_checkpoint_loading():  # the resume, too, loaded it so
+        ckpt = torch.load(osp.join(work_dir, f'iter_{iters}.pth'),
+                          map_location='cpu')
     return dict(model=ckpt['state_dict'],
                 optim=ckpt['optimizer']['state'],
                 hub=ckpt['message_hub'])

@@ -13,7 +13,6 @@ try:
 except ImportError:  # the balancing rules work without mmdet
     pass
 else:
-    from . import compat  # noqa: F401  (before any checkpoint is loaded)
     from . import datasets, engine, models, utils  # noqa: F401
 
 __all__ = ['__version__']

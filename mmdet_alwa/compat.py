@@ -1,35 +1,16 @@
-"""Compatibility fixes between mmengine 0.10.7 and torch >= 2.6.
+"""``torchvision://NAME`` checkpoints without torchvision installed.
 
-torch >= 2.6 calls ``torch.load`` with ``weights_only=True`` by default. An
-mmengine checkpoint is a full pickle: its ``message_hub`` holds
-``HistoryBuffer`` objects and numpy scalars, so resuming (and loading our own
-checkpoints with ``load_from``) fails with ``UnpicklingError: Weights only load
-failed``. We re-register mmengine's local-file checkpoint loader (prefix
-``''``) with ``weights_only=False``, the behaviour mmengine was written for.
-
-As with any pickle, only load checkpoints from sources you trust. Remote
-schemes (``http://``, ``open-mmlab://``...) are left to mmengine, but for
-``torchvision://`` (see :func:`load_from_torchvision`).
+Nothing here runs on import: our tools call
+:func:`register_torchvision_fallback` (through
+:func:`mmdet_alwa.utils.prepare_run`) before they build the Runner.
 """
 import os.path as osp
 
 import mmengine
-import torch
 from mmengine.runner import checkpoint as _checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
 
-@CheckpointLoader.register_scheme(prefixes='', force=True)
-def load_from_local(filename: str, map_location=None) -> dict:
-    """Load a local checkpoint file as mmengine < torch 2.6 did."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-@CheckpointLoader.register_scheme(
-    prefixes=('torchvision://', 'modelzoo://'), force=True)
 def load_from_torchvision(filename: str, map_location=None) -> dict:
     """``torchvision://resnet50`` without torchvision installed.
 
@@ -52,3 +33,15 @@ def load_from_torchvision(filename: str, map_location=None) -> dict:
         return _checkpoint.load_from_http(urls[name],
                                           map_location=map_location)
     return _checkpoint.load_from_torchvision(filename, map_location)
+
+
+def register_torchvision_fallback() -> None:
+    """Make mmengine's ``CheckpointLoader`` resolve ``torchvision://`` and
+    ``modelzoo://`` with :func:`load_from_torchvision` (for this process;
+    calling it again changes nothing). The download itself is mmengine's
+    ``load_from_http``, and under
+    :func:`mmdet_alwa.utils.safe_checkpoint_loading` it reads with
+    ``weights_only=True`` like any other checkpoint."""
+    CheckpointLoader.register_scheme(
+        prefixes=('torchvision://', 'modelzoo://'),
+        loader=load_from_torchvision, force=True)

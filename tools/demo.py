@@ -42,6 +42,7 @@ from mmdet.structures.bbox import get_box_tensor  # noqa: E402
 import mmdet_alwa  # noqa: F401,E402  (registers our modules)
 from mmdet_alwa.datasets.demo_data import ensure_demo_dataset  # noqa: E402
 from mmdet_alwa.engine.hooks import RichProgressHook  # noqa: E402
+from mmdet_alwa.utils import safe_checkpoint_loading  # noqa: E402
 
 DEFAULT_CONFIG = 'configs/demo/faster_rcnn_r18_alwa1_demo.py'
 
@@ -59,6 +60,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='score threshold of the drawn predictions')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='load checkpoints named by --cfg-options '
+                        '(load_from, resume) as full pickles, which can run '
+                        'any code: only for files you trust (same as '
+                        'MMDET_ALWA_UNSAFE_LOAD=1; logged as a warning)')
     parser.add_argument('--verbose', action='store_true',
                         help="mmengine's log lines instead of the progress "
                         'display')
@@ -181,7 +187,7 @@ def main(argv=None) -> dict:
     quiet = (contextlib.nullcontext() if args.verbose else
              contextlib.redirect_stdout(LogStream(runner.logger)))
     try:
-        with quiet:
+        with quiet, safe_checkpoint_loading(unsafe=args.unsafe_load):
             runner.train()  # evaluates on val at the end (val_interval)
     finally:
         for hook in runner.hooks:

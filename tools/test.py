@@ -6,6 +6,8 @@ predictions, ``--out`` dumps them); gloo DDP without CUDA as tools/train.py.
 import argparse
 import os
 import os.path as osp
+import pickle
+import re
 import sys
 import warnings
 
@@ -13,14 +15,21 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # setuptools' notice about mmengine's use of pkg_resources is not for users
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
+import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
 import mmdet_alwa  # noqa: E402,F401  (registers our modules)
 from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
 from mmdet.evaluation import DumpDetResults  # noqa: E402
-from mmdet_alwa.utils import load_tool_config, prepare_run  # noqa: E402
+from mmdet_alwa.utils import (load_tool_config, prepare_run,  # noqa: E402
+                              safe_checkpoint_loading)
+
+#: default of --min-weights-matched
+MIN_WEIGHTS_MATCHED = 0.5
 
 
 def parse_args(argv=None):
@@ -48,10 +57,40 @@ def parse_args(argv=None):
         help='with --launcher pytorch/slurm, run CPU processes on gloo even '
         'though CUDA_VISIBLE_DEVICES or slurm says GPUs were given '
         '(same as MMDET_ALWA_ALLOW_CPU_DIST=1)')
+    parser.add_argument(
+        '--unsafe-load', action='store_true',
+        help='load the checkpoint as a full pickle, which can run any code: '
+        'only for files you trust (same as MMDET_ALWA_UNSAFE_LOAD=1; logged '
+        'as a warning). By default it loads with torch\'s weights_only=True '
+        'and mmdet_alwa\'s allow-list')
+    parser.add_argument(
+        '--min-weights-matched', type=float, default=MIN_WEIGHTS_MATCHED,
+        metavar='FRACTION',
+        help='stop with an error when the checkpoint provides less than this '
+        'fraction of the model\'s state_dict entries (same name and shape; '
+        'default: %(default)s; 0 accepts any checkpoint)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if not 0 <= args.min_weights_matched <= 1:
+        parser.error(f'--min-weights-matched must be in [0, 1], got '
+                     f'{args.min_weights_matched}')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def weights_matched(model, checkpoint: str):
+    """How many of ``model``'s state_dict entries ``checkpoint`` provides
+    (same name, after mmengine's ``module.`` prefix is dropped, and same
+    shape): ``(matched, total)``."""
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    own = (model.module if is_model_wrapper(model) else model).state_dict()
+    matched = sum(
+        1 for k, v in own.items()
+        if isinstance(state.get(k), torch.Tensor)
+        and state[k].shape == v.shape)
+    return matched, len(own)
 
 
 def main(argv=None):
@@ -77,7 +116,20 @@ def main(argv=None):
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
-    runner.test()
+    try:
+        with safe_checkpoint_loading(unsafe=args.unsafe_load):
+            matched, total = weights_matched(runner.model, args.checkpoint)
+            said = (f'checkpoint {args.checkpoint} provides {matched} of the '
+                    f'model\'s {total} weights')
+            if matched < args.min_weights_matched * total:
+                sys.exit(f'error: {said} ({matched / max(total, 1):.0%}, '
+                         f'fewer than --min-weights-matched='
+                         f'{args.min_weights_matched:g}): it is not a '
+                         f'checkpoint of this model')
+            runner.logger.info(said)
+            runner.test()
+    except pickle.UnpicklingError as e:
+        sys.exit(f'error: loading {args.checkpoint}: {e}')
 
 
 if __name__ == '__main__':

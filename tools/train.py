@@ -7,6 +7,7 @@ is built, and runs distributed training on gloo when there is no CUDA.
 import argparse
 import os
 import os.path as osp
+import pickle
 import sys
 import warnings
 
@@ -17,11 +18,12 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
 
 import mmdet_alwa  # noqa: E402,F401  (registers our modules)
 from mmdet_alwa.engine.optimizers import amp_optim_wrapper_type  # noqa: E402
-from mmdet_alwa.utils import load_tool_config, prepare_run  # noqa: E402
+from mmdet_alwa.utils import (load_tool_config, prepare_run,  # noqa: E402
+                              safe_checkpoint_loading)
 
 
 def parse_args(argv=None):
@@ -47,6 +49,12 @@ def parse_args(argv=None):
         help='with --launcher pytorch/slurm, run CPU processes on gloo even '
         'though CUDA_VISIBLE_DEVICES or slurm says GPUs were given '
         '(same as MMDET_ALWA_ALLOW_CPU_DIST=1)')
+    parser.add_argument(
+        '--unsafe-load', action='store_true',
+        help='load checkpoints (--resume, load_from, init_cfg) as full '
+        'pickles, which can run any code: only for files you trust (same as '
+        'MMDET_ALWA_UNSAFE_LOAD=1; logged as a warning). By default they load '
+        'with torch\'s weights_only=True and mmdet_alwa\'s allow-list')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -83,7 +91,22 @@ def main(argv=None):
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        with safe_checkpoint_loading(unsafe=args.unsafe_load):
+            runner.train()
+    except pickle.UnpicklingError as e:
+        sys.exit(f'error: {_checkpoint_of(cfg)}: {e}')
+
+
+def _checkpoint_of(cfg) -> str:
+    """The checkpoint this run loads, for an error message."""
+    if cfg.get('resume') and not cfg.get('load_from'):
+        latest = find_latest_checkpoint(cfg.work_dir)
+        if latest:
+            return f'resuming from {latest}'
+    if cfg.get('load_from'):
+        return f'loading {cfg.load_from}'
+    return 'loading a checkpoint named in the model\'s init_cfg'
 
 
 if __name__ == '__main__':

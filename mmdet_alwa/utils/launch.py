@@ -4,13 +4,16 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config
 
+from ..compat import register_torchvision_fallback
 from .data_check import check_dataset_paths
 from .dist_utils import setup_cpu_distributed
 
 
 def prepare_run(cfg: Config, launcher: str, splits: Sequence[str],
                 allow_cpu_dist: bool = False) -> None:
-    """Generate built-in data, check dataset paths, set up CPU DDP.
+    """Generate built-in data, check dataset paths, resolve
+    ``torchvision://`` checkpoints without torchvision
+    (:func:`mmdet_alwa.compat.register_torchvision_fallback`), set up CPU DDP.
 
     ``allow_cpu_dist`` (the tools' ``--allow-cpu-dist``) lets distributed
     training run on CPU processes although the environment says GPUs were
@@ -25,6 +28,8 @@ def prepare_run(cfg: Config, launcher: str, splits: Sequence[str],
         ensure_demo_dataset(cfg.get('data_root', 'data/demo/'),
                             **cfg.demo_data)
     check_dataset_paths(cfg, tuple(splits))
+    # mmdet's ImageNet init_cfg (torchvision://resnet50) without torchvision
+    register_torchvision_fallback()
     setup_cpu_distributed(cfg, launcher, allow_cpu=allow_cpu_dist)
 
 

@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 from _helpers import dist_run, make_ddp_cfg, tiny_cfg
 from mmdet_alwa.engine.hooks import LossWeightingHook
+from mmdet_alwa.utils import safe_checkpoint_loading
 
 BASELINE = 'configs/alwa/faster_rcnn_r50_baseline_voc.py'
 RPN = dict(cls='loss_cls', reg='loss_bbox')
@@ -71,7 +72,8 @@ def _train(runner):
     handler = _Records()
     MMLogger.get_current_instance().addHandler(handler)
     try:
-        runner.train()
+        with safe_checkpoint_loading():  # as tools/train.py (resume)
+            runner.train()
     finally:
         MMLogger.get_current_instance().removeHandler(handler)
     return handler.messages

@@ -15,6 +15,7 @@ from mmdet_alwa.engine.hooks import LossWeightingHook
 from mmdet_alwa.engine.hooks.signals import (SIGNAL_PROVIDERS,
                                              SignalProvider,
                                              register_signal_provider)
+from mmdet_alwa.utils import safe_checkpoint_loading
 from mmdet_alwa.weighting import RULES, BaseWeighting, register_rule
 
 from _helpers import dist_run, make_ddp_cfg, tiny_cfg
@@ -66,7 +67,8 @@ def _probe_grads(runner, paths):
 def _train(cfg, probe=None):
     runner = Runner.from_cfg(cfg)
     grads = _probe_grads(runner, probe) if probe else None
-    runner.train()
+    with safe_checkpoint_loading():  # as tools/train.py (resume)
+        runner.train()
     return runner, grads
 
 
@@ -189,7 +191,8 @@ def test_old_checkpoint_warns_and_starts_fresh(retina_run, tiny_data,
     handler.emit = records.append
     MMLogger.get_current_instance().addHandler(handler)
     try:
-        runner.train()
+        with safe_checkpoint_loading():
+            runner.train()
     finally:
         MMLogger.get_current_instance().removeHandler(handler)
     assert any('starts fresh' in r.getMessage() for r in records)

@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 
 from _helpers import tiny_cfg
 from mmdet_alwa.engine.hooks.loss_weighting import extend_schedulers
+from mmdet_alwa.utils import safe_checkpoint_loading
 
 CONFIG = 'configs/balancers/faster_rcnn_r50_uncertainty_voc.py'
 MODEL_LR, RULE_LR = 0.01, 0.05
@@ -112,7 +113,8 @@ def test_resume_in_the_middle_of_warmup(tiny_data, tmp_path):
     cfg.resume = True
     cfg.load_from = osp.join(str(tmp_path / 'full'), 'iter_2.pth')
     resumed = Runner.from_cfg(cfg)
-    resumed.train()
+    with safe_checkpoint_loading():  # as tools/train.py --resume
+        resumed.train()
     _, rule_full = _lrs(full)
     _, rule_resumed = _lrs(resumed)
     # the message hub is resumed too: iterations 1-2 come from the

@@ -38,6 +38,7 @@ from _detectors import DETECTORS, detector_cfg
 from mmdet.registry import MODELS
 from mmdet_alwa.engine.hooks import LossWeightingHook
 from mmdet_alwa.engine.hooks.signals import build_signal_provider
+from mmdet_alwa.utils import safe_checkpoint_loading
 
 ITERS, RESUME_AT = 3, 2
 #: {detector: {task: weights per box}} of losses a head divides by the sum
@@ -200,7 +201,8 @@ def _train(name, run, work_dir, data, resume_from=None):
     recorder = _Recorder(runner, name)
     runner.register_hook(recorder)
     runner.register_hook(_SeedEachIter())
-    runner.train()
+    with safe_checkpoint_loading():  # as tools/train.py --resume
+        runner.train()
     return runner, recorder
 
 

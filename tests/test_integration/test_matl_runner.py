@@ -12,6 +12,7 @@ from mmdet.registry import MODELS
 
 from _helpers import REPO_ROOT, config_path, tiny_cfg
 from mmdet_alwa.models.roi_heads.triplet_roi_head import META_KEY
+from mmdet_alwa.utils import safe_checkpoint_loading
 
 CFG = 'configs/matl/faster_rcnn_r50_matl_voc.py'
 
@@ -109,7 +110,8 @@ def test_train_resume_and_plain_mmdet_load(tiny_data, box_labels, tmp_path):
     cfg2.load_from = osp.join(cfg.work_dir, 'iter_2.pth')
     runner2 = Runner.from_cfg(cfg2)
     fresh = runner2.model.roi_head.triplet_branch[0].weight.detach().clone()
-    runner2.load_or_resume()
+    with safe_checkpoint_loading():  # as tools/train.py --resume
+        runner2.load_or_resume()
     restored = runner2.model.roi_head.triplet_branch[0].weight
     assert torch.equal(restored, stash['triplet_branch.0.weight'])
     assert not torch.equal(restored, fresh)

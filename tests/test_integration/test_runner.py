@@ -9,6 +9,7 @@ import torch
 from mmengine.runner import Runner
 
 from _helpers import tiny_cfg
+from mmdet_alwa.utils import safe_checkpoint_loading
 
 CONFIGS = ['configs/_base_/faster_rcnn_r50_voc.py',
            'configs/_base_/retinanet_r50_voc.py']
@@ -22,16 +23,18 @@ def test_train_checkpoint_resume_test(config, tiny_data, tmp_path):
     Runner.from_cfg(cfg).train()
     ckpt = osp.join(work_dir, 'iter_2.pth')
     assert osp.isfile(ckpt)
-    # the message hub, pickled, is in the checkpoint: this load needs
-    # mmdet_alwa.compat under torch >= 2.6
-    saved = torch.load(ckpt, map_location='cpu', weights_only=False)
+    # the message hub, pickled, is in the checkpoint: under torch >= 2.6
+    # (weights_only=True) this load needs mmdet_alwa's allow-list
+    with safe_checkpoint_loading():
+        saved = torch.load(ckpt, map_location='cpu')
     assert saved['meta']['iter'] == 2
 
     cfg = tiny_cfg(config, work_dir, tiny_data, max_iters=3,
                    checkpoint_interval=1, val_interval=3)
     cfg.resume = True
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    with safe_checkpoint_loading():  # as tools/train.py --resume
+        runner.train()
     assert runner.iter == 3
     # resumed at 2, so only iteration 3 was run and saved
     assert sorted(osp.basename(p) for p in

@@ -1,4 +1,4 @@
-"""The torch >= 2.6 checkpoint fix and the launch helpers."""
+"""Checkpoints under torch >= 2.6, torchvision:// and the launch helpers."""
 import numpy as np
 import pytest
 import torch
@@ -6,8 +6,9 @@ from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
+from mmdet_alwa.compat import register_torchvision_fallback
 from mmdet_alwa.utils import (check_dataset_paths, missing_dataset_paths,
-                              setup_cpu_distributed)
+                              safe_checkpoint_loading, setup_cpu_distributed)
 
 
 def test_mmengine_checkpoint_with_message_hub_loads(tmp_path):
@@ -16,10 +17,12 @@ def test_mmengine_checkpoint_with_message_hub_loads(tmp_path):
     buffer.update(np.float64(1.5))
     torch.save(dict(state_dict={'w': torch.ones(2)},
                     message_hub=dict(log_scalars={'loss': buffer})), path)
-    # what torch >= 2.6 does by default, and why mmengine fails without us
+    # what torch >= 2.6 does by default (also after import mmdet_alwa), and
+    # why mmengine cannot resume without the allow-list
     with pytest.raises(Exception, match='[Ww]eights only load failed'):
-        torch.load(path)
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    with safe_checkpoint_loading():
+        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert ckpt['message_hub']['log_scalars']['loss'].current() == 1.5
 
 
@@ -57,6 +60,10 @@ def test_torchvision_scheme_needs_no_torchvision(monkeypatch):
     urls = []
     monkeypatch.setattr(mm_checkpoint, 'load_from_http',
                         lambda url, map_location=None: urls.append(url) or {})
+    # what our tools do (prepare_run); the scheme table is restored after
+    monkeypatch.setattr(CheckpointLoader, '_schemes',
+                        dict(CheckpointLoader._schemes))
+    register_torchvision_fallback()
     CheckpointLoader.load_checkpoint('torchvision://resnet50')
     CheckpointLoader.load_checkpoint('torchvision://resnet101')
     assert [u.rsplit('/', 1)[1].split('-')[0] for u in urls] == \

@@ -27,7 +27,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmdet_alwa  # noqa: F401  (registers our modules)
+from mmdet_alwa.compat import register_torchvision_fallback
 from mmdet_alwa.models.selfsup.linear_probe import format_table, run_probe
+from mmdet_alwa.utils import safe_checkpoint_loading
 
 IMAGENET_MEAN = [123.675, 116.28, 103.53]
 IMAGENET_STD = [58.395, 57.12, 57.375]
@@ -69,6 +71,10 @@ def main(argv=None) -> list:
                         help='train images held out to select the epoch by '
                              'validation mAP (0: last epoch, no selection)')
     parser.add_argument('--out', help='write the results as JSON here')
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='load checkpoints as full pickles, which can '
+                        'run any code: only for files you trust (same as '
+                        'MMDET_ALWA_UNSAFE_LOAD=1; logged as a warning)')
     args = parser.parse_args(argv)
     encoders = parse_encoders(args.encoder)
 
@@ -83,12 +89,14 @@ def main(argv=None) -> list:
                         mean=pre.get('mean', IMAGENET_MEAN),
                         std=pre.get('std', IMAGENET_STD),
                         bgr_to_rgb=pre.get('bgr_to_rgb', True))
-    results = run_probe(
-        encoders, cfg.train_dataloader.dataset, test_loader.dataset,
-        preprocessor, depth=args.depth, base_channels=args.base_channels,
-        img_size=args.img_size, epochs=args.epochs, lr=args.lr,
-        batch_size=args.batch_size, num_workers=args.num_workers,
-        seed=args.seed, val_fraction=args.val_fraction)
+    register_torchvision_fallback()  # an encoder may be torchvision://NAME
+    with safe_checkpoint_loading(unsafe=args.unsafe_load):
+        results = run_probe(
+            encoders, cfg.train_dataloader.dataset, test_loader.dataset,
+            preprocessor, depth=args.depth, base_channels=args.base_channels,
+            img_size=args.img_size, epochs=args.epochs, lr=args.lr,
+            batch_size=args.batch_size, num_workers=args.num_workers,
+            seed=args.seed, val_fraction=args.val_fraction)
     classes = results[0]['classes']
     print(f'linear probe: {results[0]["num_train"]} train / '
           f'{results[0]["num_val"]} validation / {results[0]["num_test"]} '

@@ -141,9 +141,11 @@ def study_cfg(cell: str, seed: int, work_dir: str, data_root: str,
 
 def run_one(cfg: Config) -> Dict[str, float]:
     from mmengine.runner import Runner
+    from mmdet_alwa.utils import safe_checkpoint_loading
     runner = Runner.from_cfg(cfg)
-    runner.train()
-    metrics = runner.val()
+    with safe_checkpoint_loading():
+        runner.train()
+        metrics = runner.val()
     return {k.split('/')[-1]: float(v) for k, v in metrics.items()
             if k.split('/')[-1] in METRICS}
 

@@ -178,6 +178,10 @@ def parse_args(argv=None):
                    else 'cpu')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='key=value overrides of the config')
+    p.add_argument('--unsafe-load', action='store_true',
+                   help='load checkpoints as full pickles, which can run any '
+                   'code: only for files you trust (same as '
+                   'MMDET_ALWA_UNSAFE_LOAD=1; logged as a warning)')
     return p.parse_args(argv)
 
 
@@ -190,6 +194,7 @@ def main(argv=None) -> Dict[str, np.ndarray]:
     from mmdet_alwa.models.roi_heads.triplet_roi_head import (TripletRoIHead,
                                                               shared_layer)
     from mmdet_alwa.models.utils.box_shape import load_box_clusters
+    from mmdet_alwa.utils import safe_checkpoint_loading
     args = parse_args(argv)
     register_all_modules()
     cfg = Config.fromfile(args.config)
@@ -204,7 +209,9 @@ def main(argv=None) -> Dict[str, np.ndarray]:
         raise ValueError(f'{args.config} has no RoI bbox head to embed with')
     shared_layer(head.bbox_head)  # ValueError for heads without one
     # strict: a missing (untrained) part would make the plot meaningless
-    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    with safe_checkpoint_loading(unsafe=args.unsafe_load):
+        load_checkpoint(model, args.checkpoint, map_location='cpu',
+                        strict=True)
     model.to(args.device).eval()
     num_box_labels = len(load_box_clusters(args.box_labels)['centroids'])
 

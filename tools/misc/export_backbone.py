@@ -15,8 +15,9 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-import mmdet_alwa  # noqa: F401  (mmengine loads our checkpoints)
 from mmengine.runner.checkpoint import _load_checkpoint
+
+from mmdet_alwa.utils import safe_checkpoint_loading
 
 
 def backbone_state_dict(checkpoint: str,
@@ -40,8 +41,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('out', help='the backbone-only file to write')
     parser.add_argument('--prefix', default='backbone.',
                         help='key prefix of the backbone in the checkpoint')
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='load checkpoints as full pickles, which can '
+                        'run any code: only for files you trust (same as '
+                        'MMDET_ALWA_UNSAFE_LOAD=1; logged as a warning)')
     args = parser.parse_args(argv)
-    state = backbone_state_dict(args.checkpoint, args.prefix)
+    with safe_checkpoint_loading(unsafe=args.unsafe_load):
+        state = backbone_state_dict(args.checkpoint, args.prefix)
     if osp.dirname(args.out):
         os.makedirs(osp.dirname(args.out), exist_ok=True)
     torch.save(dict(state_dict=state,
