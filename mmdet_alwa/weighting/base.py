@@ -18,10 +18,18 @@ Contract::
 Guards implemented here for every rule: a non-finite loss value is never given
 to ``_update`` (it is counted per task instead), and unknown or missing keys
 raise ``ValueError``.
+
+Host reads (GPU training): the glue reads the device once per iteration --
+the reduced losses and signals, and the rule's :meth:`~BaseWeighting.
+device_state` in the same transfer -- so a rule computes on python floats
+after that read. A same-iteration rule's :meth:`~BaseWeighting.prepare`
+gets the losses as device tensors and returns device weights without
+reading them (docs/balancers.md, "Host reads").
 """
 import math
 from abc import ABCMeta, abstractmethod
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence
+from typing import (Any, ClassVar, Dict, List, Mapping, Optional, Sequence,
+                    Union)
 
 import torch
 
@@ -135,10 +143,41 @@ class BaseWeighting(metaclass=ABCMeta):
         self.num_steps += 1
         self._update(finite, **signals)
 
-    def prepare(self, raw_losses: Mapping[str, float]) -> None:
+    def prepare(self, raw_losses: Mapping[str, Union[float, torch.Tensor]]
+                ) -> Dict[str, Union[float, torch.Tensor]]:
         """See this iteration's raw losses (NaN: not finite on any rank)
-        before its losses are weighted; only called when
-        :attr:`same_iteration` is True."""
+        before its losses are weighted, and return the weights to apply to
+        them (plain factors); only called when :attr:`same_iteration` is
+        True.
+
+        ``raw_losses`` are python floats, or 0-d tensors: the glue passes
+        the rank-averaged losses on the model's device, and a rule then
+        computes its weights there, as 0-d tensors, without reading them
+        (no host sync). Its python state follows in :meth:`step`, which
+        gets the same losses as numbers after the iteration's one read.
+        Default: the current :attr:`weights`.
+        """
+        return self.weights
+
+    def device_state(self) -> List[torch.Tensor]:
+        """Device tensors whose values :meth:`step`, :attr:`weights`,
+        :meth:`log_scalars` and :meth:`state_dict` need as numbers
+        (uncertainty weighting: its learnable log-variances).
+
+        The glue reads them after the optimizer step, in the same host
+        transfer as the iteration's reduced statistics (not reduced: every
+        rank holds the same values), and hands the numbers to
+        :meth:`set_device_values` before :meth:`step`. A rule used without
+        the glue reads them itself when it needs them. Default: none.
+        """
+        return []
+
+    def set_device_values(self, values: Sequence[float]) -> None:
+        """The values of :meth:`device_state` as read by the glue: the
+        tensors flattened, concatenated in order, as python floats."""
+        if values:
+            raise ValueError(f'{type(self).__name__} has no device state, '
+                             f'got {len(values)} values')
 
     def weight_loss(self, task: str, loss: torch.Tensor) -> torch.Tensor:
         """Apply the current weight of ``task`` to a loss tensor.

@@ -6,8 +6,6 @@ Attention", CVPR 2019, arXiv:1803.10704, Eq. 7.
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-import torch
-
 from .registry import register_rule
 from .base import BaseWeighting, check_int, check_positive
 
@@ -33,10 +31,10 @@ class DWA(BaseWeighting):
     Overflow guard (the ALWA paper reports DWA "overflow" on Faster R-CNN):
     the ratio is formed in log space, :math:`\log r_i = \log\bar L_i(k-1) -
     \log\bar L_i(k-2)` with window means floored at ``eps``, capped at
-    ``log_ratio_max`` (so :math:`r_i/T` is a finite float64), and the softmax is
-    taken with ``torch.softmax`` (max-subtracted). Any loss magnitude gives
-    finite weights in :math:`[0, K]`. A task without a finite loss in one of
-    the two windows has :math:`r_i = 1`.
+    ``log_ratio_max`` (so :math:`r_i/T` is a finite float64), and the
+    softmax is taken max-subtracted, in python floats (no tensor: no host
+    read). Any loss magnitude gives finite weights in :math:`[0, K]`. A task
+    without a finite loss in one of the two windows has :math:`r_i = 1`.
 
     Shapes: losses are scalars per task; the state is two window means per task
     (python floats).
@@ -99,9 +97,13 @@ class DWA(BaseWeighting):
                 log_r = 0.0
             scaled.append(math.exp(min(log_r, self.log_ratio_max))
                           / self.temperature)
-        w = len(self.tasks) * torch.softmax(
-            torch.tensor(scaled, dtype=torch.float64), dim=0)
-        return {t: float(v) for t, v in zip(self.tasks, w)}
+        # softmax, max-subtracted, in torch.softmax's order: exp(x - max)
+        # <= 1, times 1 / sum
+        top = max(scaled)
+        exps = [math.exp(x - top) for x in scaled]
+        inv = 1 / sum(exps)
+        return {t: len(self.tasks) * (e * inv)
+                for t, e in zip(self.tasks, exps)}
 
     def log_scalars(self) -> Dict[str, float]:
         scalars = super().log_scalars()

@@ -5,7 +5,9 @@ Necessary in Training Deep Object Detectors?" (Sampling-Free), IEEE TIP 30,
 2021, pp. 8454-8467, arXiv:1909.04868, Sec. 3.3.
 """
 import math
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
+
+import torch
 
 from .registry import register_rule
 from .base import BaseWeighting, check_int, check_positive
@@ -38,7 +40,12 @@ class GuidedLoss(BaseWeighting):
 
     Same iteration (default): the glue calls :meth:`prepare` with the
     iteration's raw losses once both exist (after the detector's loss
-    forward, before backward), then weights the classification loss.
+    forward, before backward), then weights the classification loss. Given
+    0-d tensors (the glue: the rank-averaged losses on the model's device),
+    :meth:`prepare` returns :math:`w` as a device tensor (``torch.where``
+    for the guards: no host read); :attr:`weights` reads it if asked before
+    :meth:`step`, which sets the python state from the same losses as
+    numbers (the same float64 ratio).
     ``lagged=True`` is the older form of mmdet_alwa, :math:`w(t) =
     \rho(t-1)` (the first iteration uses :math:`w = 1`), which needs no
     hook on the whole loss dict; with noisy losses the weighted
@@ -91,11 +98,14 @@ class GuidedLoss(BaseWeighting):
         self.ratio_mean = 0.0  # running mean: cannot overflow
         self.num_ratios = 0
         self.frozen = False
+        # this iteration's ratio on the device, from prepare() until step()
+        self._pending: Optional[torch.Tensor] = None
 
     @property
     def weights(self) -> Dict[str, float]:
         cls_task, reg_task = self.tasks
-        return {cls_task: self.ratio, reg_task: 1.0}
+        ratio = self.ratio if self._pending is None else float(self._pending)
+        return {cls_task: ratio, reg_task: 1.0}
 
     def _ratio(self, losses: Mapping[str, float]) -> Optional[float]:
         """:math:`L_r / L_c`, or None if it cannot be used."""
@@ -106,13 +116,33 @@ class GuidedLoss(BaseWeighting):
         ratio = reg / cls
         return ratio if math.isfinite(ratio) else None
 
-    def prepare(self, raw_losses: Mapping[str, float]) -> None:
+    def prepare(self, raw_losses: Mapping[str, Union[float, torch.Tensor]]
+                ) -> Dict[str, Union[float, torch.Tensor]]:
         self._check_keys('raw_losses', raw_losses)
-        ratio = None if self.frozen else self._ratio(raw_losses)
-        if ratio is not None:
-            self.ratio = ratio
+        cls_task, reg_task = self.tasks
+        cls, reg = raw_losses[cls_task], raw_losses[reg_task]
+        if self.frozen:
+            return self.weights
+        if not isinstance(cls, torch.Tensor) and \
+                not isinstance(reg, torch.Tensor):
+            ratio = self._ratio(raw_losses)
+            if ratio is not None:
+                self.ratio = ratio
+            return self.weights
+        # on the device, without a read: _ratio's guards as a mask
+        device = (cls if isinstance(cls, torch.Tensor) else reg).device
+        cls, reg = (torch.as_tensor(v, dtype=torch.float64, device=device)
+                    if isinstance(v, torch.Tensor) else
+                    torch.full((), float(v), dtype=torch.float64,
+                               device=device) for v in (cls, reg))
+        ratio = reg / cls
+        usable = (torch.isfinite(cls) & torch.isfinite(reg)
+                  & (cls > self.eps) & torch.isfinite(ratio))
+        self._pending = torch.where(usable, ratio, self.ratio)
+        return {cls_task: self._pending, reg_task: 1.0}
 
     def _update(self, losses: Dict[str, float], **signals) -> None:
+        self._pending = None  # the same ratio, from the numbers below
         if self.frozen or len(losses) != 2:
             return
         ratio = self._ratio(losses)
@@ -137,6 +167,7 @@ class GuidedLoss(BaseWeighting):
                     num_ratios=self.num_ratios, frozen=self.frozen)
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self._pending = None
         self.ratio = float(state['ratio'])
         self.ratio_mean = float(state['ratio_mean'])
         self.num_ratios = int(state['num_ratios'])

@@ -39,6 +39,15 @@ class UncertaintyWeighting(BaseWeighting):
     update made :math:`s` non-finite (a NaN/inf loss reached the optimizer),
     the last finite value is restored and counted in ``num_restored``.
 
+    Host reads: :attr:`weights`, :meth:`step`'s guard, :meth:`log_scalars`
+    and :meth:`state_dict` use python floats of :math:`s`. Under the glue
+    they come from :meth:`device_state`, read with the iteration's
+    statistics after the optimizer step, so the rule itself never reads the
+    device. Without it, :meth:`step` reads them, and so does any of the
+    others after an in-place change that bumps the parameter's version
+    counter (``optimizer.step()``, a load; a fused optimizer's step does not
+    bump it: its change is seen from the next :meth:`step`).
+
     Args:
         tasks: names of the balanced losses.
         init_log_var (float): initial :math:`s_i`, in [-20, 20]. Default 0.
@@ -52,11 +61,40 @@ class UncertaintyWeighting(BaseWeighting):
             torch.full((len(self.tasks), ), init))
         self._last_finite = self.log_vars.detach().clone()
         self.num_restored = 0
+        # python floats of log_vars and the parameter version they are of
+        self._values: List[float] = []
+        self._values_version = -1
+        self._handed = False
+        self._last_finite_values = list(self._log_var_values())
+
+    def device_state(self) -> List[torch.Tensor]:
+        return [self.log_vars]
+
+    def set_device_values(self, values: Sequence[float]) -> None:
+        if len(values) != len(self.tasks):
+            raise ValueError(f'UncertaintyWeighting: {len(self.tasks)} '
+                             f'log-variances expected, got {len(values)}')
+        self._cache(values)
+        self._handed = True  # for the coming step()
+
+    def _cache(self, values: Sequence[float]) -> None:
+        self._values = [float(v) for v in values]
+        self._values_version = self.log_vars._version
+
+    def _read(self) -> None:
+        self._cache(self.log_vars.detach().double().tolist())
+
+    def _log_var_values(self) -> List[float]:
+        """:math:`s` as python floats (read if the parameter changed since
+        the last read: an optimizer step, a load)."""
+        if self._values_version != self.log_vars._version:
+            self._read()
+        return self._values
 
     @property
     def weights(self) -> Dict[str, float]:
-        s = self.log_vars.detach().double()
-        return {t: 0.5 * math.exp(-float(v)) for t, v in zip(self.tasks, s)}
+        return {t: 0.5 * math.exp(-v)
+                for t, v in zip(self.tasks, self._log_var_values())}
 
     def weight_loss(self, task: str, loss: torch.Tensor) -> torch.Tensor:
         s = self.log_vars[self.tasks.index(task)]
@@ -69,25 +107,35 @@ class UncertaintyWeighting(BaseWeighting):
         return [self.log_vars]
 
     def _update(self, losses: Dict[str, float], **signals) -> None:
+        if not self._handed:  # used without the glue: read them now
+            self._read()
+        self._handed = False
+        values = self._values
         with torch.no_grad():
-            if torch.isfinite(self.log_vars).all():
+            if all(math.isfinite(v) for v in values):
                 self._last_finite = self.log_vars.detach().clone()
+                self._last_finite_values = list(values)
             else:
                 self.log_vars.copy_(self._last_finite)
                 self.num_restored += 1
+                # the restored values are known: no read
+                self._cache(self._last_finite_values)
 
     def log_scalars(self) -> Dict[str, float]:
         scalars = super().log_scalars()
-        scalars.update({f'log_var_{t}': float(v)
-                        for t, v in zip(self.tasks, self.log_vars.detach())})
+        scalars.update({f'log_var_{t}': v for t, v in
+                        zip(self.tasks, self._log_var_values())})
         return scalars
 
     def _extra_state(self) -> Dict[str, Any]:
-        return dict(log_vars=self.log_vars.detach().cpu().tolist(),
+        # the float32 values as python floats (as .tolist() gives them)
+        return dict(log_vars=list(self._log_var_values()),
                     num_restored=self.num_restored)
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
         with torch.no_grad():  # in place: the optimizer keeps its reference
             self.log_vars.copy_(torch.tensor(state['log_vars']))
         self._last_finite = self.log_vars.detach().clone()
+        self._handed = False
+        self._last_finite_values = list(self._log_var_values())
         self.num_restored = int(state['num_restored'])

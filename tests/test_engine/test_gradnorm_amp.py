@@ -144,6 +144,7 @@ def test_overflowing_scale_gives_a_nonfinite_norm_that_gradnorm_skips():
         p.on_losses(raw, rule)
     norms = p.collect()
     assert not math.isfinite(norms['cls'])  # not a silent 0
+    p.watch(norms)  # as the hook does, with the reduced values
     assert p._empty_iters['cls'] == 1  # counted by the provider
     rule.step({t: v.item() for t, v in raw.items()}, grad_norm=norms)
     assert rule.num_skipped == 1

@@ -37,11 +37,38 @@ class Detector(nn.Module):
 
 
 def _attach(name, det, losses=None, **kw):
-    p = build_signal_provider(dict(type=name, **kw))
     losses = losses or dict(cls='head.loss_cls', reg='head.loss_bbox')
+    if name == 'kpi' and 'compact' not in kw:
+        return _BothPaths(*(_attach(name, det, losses, compact=c, **kw)
+                            for c in (True, False)))
+    p = build_signal_provider(dict(type=name, **kw))
     p.attach(det, {t: [det.get_submodule(m)] for t, m in losses.items()})
     p.reset()
     return p
+
+
+class _BothPaths:
+    """A KPI provider that keeps the weighted rows (``compact=True``, the
+    CPU default) and its twin that measures in place, masked, without a
+    host read (``compact=False``, the GPU default), fed the same calls:
+    ``collect()`` asserts that the two give the same values, exactly, and
+    returns them (for the hand-worked expectations of each test)."""
+
+    def __init__(self, compact, masked):
+        self.compact, self.masked = compact, masked
+
+    def __getattr__(self, name):
+        return getattr(self.compact, name)
+
+    def reset(self):
+        self.compact.reset()
+        self.masked.reset()
+
+    def collect(self):
+        got, twin = self.compact.collect(), self.masked.collect()
+        assert {t: repr(float(v)) for t, v in got.items()} == \
+            {t: repr(float(v)) for t, v in twin.items()}
+        return got
 
 
 def test_kpi_regression_iou_of_deltas():
@@ -254,7 +281,10 @@ def test_empty_signal_warns_once_naming_it():
             p.reset()
             det.head.loss_cls(torch.ones(2, 1), torch.zeros(2).long(),
                               torch.ones(2))
-            assert p.collect() == dict(cls=2.0, reg=0.0)
+            # the hook hands the reduced values to watch() (no device read
+            # in collect())
+            values = {t: float(v) for t, v in p.collect().items()}
+            assert p.watch(values) == dict(cls=2.0, reg=0.0)
     assert log.call_count == 1
     message = log.call_args[0][0]
     assert "'num_samples'" in message and "'reg'" in message
@@ -327,7 +357,9 @@ def test_grad_norm_skipped_between_the_rules_updates():
         p.on_losses(raw, rule)
     grad.assert_not_called()
     with mock.patch('mmdet_alwa.engine.hooks.signals.base.print_log') as log:
-        assert all(math.isnan(v) for v in p.collect().values())
+        values = p.collect()
+        assert all(math.isnan(v) for v in values.values())
+        p.watch(values)
     log.assert_not_called()
 
 
@@ -382,3 +414,39 @@ def test_bad_provider_args():
         build_signal_provider(dict(type='grad_norm', wrt='features'))
     with pytest.raises(ValueError, match='unknown signal provider'):
         build_signal_provider(dict(type='nope'))
+    with pytest.raises(ValueError, match='compact'):
+        build_signal_provider(dict(type='kpi', compact='yes'))
+
+
+def test_kpi_compact_option_and_host_reads():
+    # 'auto': compact on a CPU, in place (masked) elsewhere
+    auto = build_signal_provider(dict(type='kpi'))
+    assert auto.compacts(torch.device('cpu'))
+    assert not auto.compacts(torch.device('cuda'))
+    assert not build_signal_provider(dict(type='kpi', compact=False)) \
+        .compacts(torch.device('cpu'))
+    # a dense head's sampled cls call and a box call (the first test's
+    # inputs: accuracy 2 of 4, IoU (1/2 + 1) / 2): the GPU path reads
+    # nothing, neither in the calls nor in collect(); the compact path
+    # reads (nonzero, the "mostly counts" test)
+    from mmdet_alwa.utils.host_reads import count_host_reads
+    w2 = math.log(2) / 0.2
+    score = torch.tensor([[3., -1.], [-2., 1.], [-1., -1.], [2., -3.]])
+    labels = torch.tensor([0, 0, 2, 1])
+    sparse, weights = torch.zeros(40, 2), torch.zeros(40)
+    sparse[::10], weights[::10] = score, 1.0
+    deltas = torch.zeros(3, 4)
+    target = torch.tensor([[0., 0., w2, 0.], [0.] * 4, [0., 0., w2, 0.]])
+    box_weight = torch.tensor([[1.] * 4, [1.] * 4, [0.] * 4])
+    got = {}
+    for compact in (False, True):
+        det = Detector()
+        p = _attach('kpi', det, compact=compact)
+        with count_host_reads() as reads:
+            det.head.loss_cls(sparse, labels.repeat_interleave(10), weights)
+            det.head.loss_bbox(deltas, target, box_weight, avg_factor=2)
+            values = p.collect()
+        got[compact] = reads.total
+        assert values == pytest.approx(dict(cls=0.5, reg=0.75))
+    assert got[False] == 0, 'the masked path reads the device'
+    assert got[True] > 0

@@ -23,7 +23,8 @@ How it works (each mechanism lives in one module of
   plain mmdet. Outside training iterations the outputs pass unchanged. Rules
   that weight an iteration by its own losses (``rule.same_iteration``,
   Guided Loss) are weighted once every loss exists, from the rank-averaged
-  raw losses (``rule.prepare``).
+  raw losses (``rule.prepare``), on the device: their weights are 0-d
+  tensors there, read later with the iteration's statistics.
 * the param group (:mod:`.loss_weighting.param_group`): ``rule.parameters()``
   (learnable weights) become an extra param group (``param_group`` options)
   of the runner's optimizer, which follows the runner's parameter schedulers
@@ -33,6 +34,13 @@ How it works (each mechanism lives in one module of
   where they are finite, and the number of ranks where a loss was not is
   counted by the rule (``nonfinite_<task>``), so every rank's rule sees the
   same stream and holds the same state.
+* one host read per iteration: the losses and the providers' signals stay
+  0-d device tensors until that reduce, which reads them in one transfer
+  together with the rule's ``device_state()`` (uncertainty weighting's
+  log-variances); the rule computes on those python floats, and the
+  providers' empty-signal warnings (``provider.watch``) see the reduced
+  values. ``tests/test_engine/test_host_reads.py`` holds every rule to
+  this budget; docs/balancers.md, "Host reads".
 * logging (:mod:`.loss_weighting.scalars`): ``rule.log_scalars()``, the
   reduced raw losses and the param group's lr as ``train/<name>/<key>``.
 * checkpoints (:mod:`.loss_weighting.state`): the rule state is saved in
@@ -65,7 +73,7 @@ from mmdet_alwa.weighting import BaseWeighting, build_rule
 
 from .loss_weighting import (CHECKPOINT_KEY, LossTaps, RuleCheckpoint,
                              RuleLog, add_rule_param_group, find_param_group,
-                             reduce_finite_mean)
+                             finite_mean, reduce_finite_mean)
 from .signals import SignalProvider, build_signal_provider
 
 __all__ = ['LossWeightingHook', 'CHECKPOINT_KEY']
@@ -193,11 +201,14 @@ class LossWeightingHook(Hook):
                    raw: Dict[str, Optional[torch.Tensor]]) -> None:
         """The detector hook: after the loss forward, before backward."""
         if self.rule.same_iteration:
+            # reduced on the device, not read: the weights are device
+            # tensors; the rule's python state follows in after_train_iter
             values = [torch.nan if raw[t] is None else raw[t].detach()
                       for t in self.rule.tasks]
-            mean = reduce_finite_mean(values, self._device).mean
-            self.rule.prepare(dict(zip(self.rule.tasks, mean)))
-            self.taps.weight_in_dict(output)
+            mean, _ = finite_mean(values, self._device)
+            weights = self.rule.prepare(dict(zip(self.rule.tasks,
+                                                 mean.unbind())))
+            self.taps.weight_in_dict(output, weights)
         for provider in self.providers.values():
             provider.on_losses(raw, self.rule)
         reg = self.rule.regularizer()
@@ -224,12 +235,19 @@ class LossWeightingHook(Hook):
                 raise ValueError(f'signal provider {name!r} returned no value '
                                  f'for tasks {sorted(missing)}')
             values.extend(signal[t] for t in tasks)
-        reduced = reduce_finite_mean(values, self._device)
+        # the iteration's one host read: the reduced values and the rule's
+        # device state
+        device_state = self.rule.device_state()
+        reduced = reduce_finite_mean(values, self._device, device_state)
+        if device_state:
+            self.rule.set_device_values(reduced.extra)
         n = len(tasks)
         raw = dict(zip(tasks, reduced.mean[:n]))
         step_signals = {
             name: dict(zip(tasks, reduced.mean[n * (i + 1):n * (i + 2)]))
             for i, name in enumerate(signals)}
+        for name, provider in self.providers.items():
+            provider.watch(step_signals[name])
         self.rule.step(raw, nonfinite=dict(zip(tasks,
                                                reduced.num_nonfinite[:n])),
                        **step_signals)

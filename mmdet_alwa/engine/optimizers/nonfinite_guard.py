@@ -147,7 +147,9 @@ class NonFiniteGuardMixin:
         every loss of the window was finite on every rank."""
         step_kwargs = step_kwargs or {}
         zero_kwargs = zero_kwargs or {}
-        # queued before the backward pass; read (one sync) after it
+        # queued before the backward pass; read (one sync) after it.
+        # ``finite`` is on the loss's device: a CUDA tensor under NCCL (which
+        # reduces CUDA tensors only), a CPU one under gloo
         finite = torch.isfinite(loss.detach()).all().to(torch.int32)
         if dist.get_world_size() > 1:
             dist.all_reduce(finite, op='min')

@@ -5,11 +5,12 @@ one per module: loss taps (:mod:`.taps`), the rule's param group
 live in :mod:`mmdet_alwa.engine.hooks.signals`."""
 from .param_group import (add_rule_param_group, extend_schedulers,
                           find_param_group)
-from .reduce import Reduced, reduce_finite_mean
+from .reduce import Reduced, finite_mean, reduce_finite_mean
 from .scalars import RuleLog
 from .state import CHECKPOINT_KEY, RuleCheckpoint
 from .taps import LossTaps, loss_module_names
 
 __all__ = ['LossTaps', 'loss_module_names', 'add_rule_param_group',
            'extend_schedulers', 'find_param_group', 'Reduced',
-           'reduce_finite_mean', 'RuleLog', 'CHECKPOINT_KEY', 'RuleCheckpoint']
+           'finite_mean', 'reduce_finite_mean', 'RuleLog', 'CHECKPOINT_KEY',
+           'RuleCheckpoint']

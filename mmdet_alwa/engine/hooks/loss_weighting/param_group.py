@@ -68,6 +68,8 @@ def add_rule_param_group(runner, params: Sequence[torch.nn.Parameter],
 
 
 def _average_grad(param: torch.Tensor) -> None:
+    # NCCL: the gradient is on the model's device (the parameters were moved
+    # there above), a CUDA tensor under NCCL, a CPU one under gloo
     dist.all_reduce(param.grad, op='mean')
 
 

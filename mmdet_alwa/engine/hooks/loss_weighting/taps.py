@@ -19,13 +19,16 @@ whose backward multiplies by a factor set once the weight is known), so
 back-propagation is
 exact (``d total / d raw = weight x stage weight``) while the logged value
 of that loss stays unweighted. Same-iteration rules weight by a plain factor
-(``rule.weights``).
+(the weights ``rule.prepare`` returns), which may be a 0-d device tensor: it
+is applied without reading it (no host sync), exactly as the python float
+would be (cast to the loss's dtype; float16/bfloat16 losses are multiplied
+in float32, as torch does with a python scalar).
 
 A loss module is weighted by one hook at most: a second hook naming it is a
 ``ValueError`` (the claims are released in :meth:`LossTaps.detach`).
 """
 import weakref
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Union
 
 import torch
 from torch import nn
@@ -45,9 +48,24 @@ def loss_module_names(model: nn.Module) -> List[str]:
                       or n.rsplit('.', 1)[-1].startswith('loss'))]
 
 
+def scale(x: torch.Tensor, factor: Union[float, torch.Tensor]
+          ) -> torch.Tensor:
+    """``x * factor`` for a python or a 0-d tensor ``factor``, with the
+    same result either way: a tensor is cast to ``x``'s dtype (a python
+    scalar is), float16/bfloat16 are multiplied in float32 (torch's
+    ``opmath`` for a scalar), and nothing is read from the device."""
+    if not isinstance(factor, torch.Tensor):
+        return x * factor
+    factor = factor.to(device=x.device)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        return (x.float() * factor.float()).to(x.dtype)
+    return x * factor.to(x.dtype)
+
+
 class _Factor:
-    """A gradient factor set after the forward (see :class:`_LateScale`)."""
-    value = 1.0
+    """A gradient factor set after the forward (see :class:`_LateScale`):
+    a python float or a 0-d device tensor."""
+    value: Union[float, torch.Tensor] = 1.0
 
 
 class _LateScale(torch.autograd.Function):
@@ -61,7 +79,7 @@ class _LateScale(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return grad * ctx.factor.value, None
+        return scale(grad, ctx.factor.value), None
 
 
 class LossTaps:
@@ -193,10 +211,16 @@ class LossTaps:
         self._on_losses(output, self.raw_totals())
         return output
 
-    def weight_in_dict(self, losses: dict) -> None:
+    def weight_in_dict(self, losses: dict,
+                       weights: Optional[Mapping[str, Union[
+                           float, torch.Tensor]]] = None) -> None:
         """Replace the raw outputs in ``losses`` (values or items of list
         values) by their weighted values; scale the gradient of outputs held
-        only in a derived form (see the module docstring)."""
+        only in a derived form (see the module docstring). ``weights``:
+        plain factors per task, python floats or 0-d device tensors
+        (default: ``rule.weights``)."""
+        if weights is None:
+            weights = self.rule.weights
         task_of = {id(o): t for t, outs in self.outputs.items() for o in outs}
         found = set()
 
@@ -205,7 +229,7 @@ class LossTaps:
             if task is None:
                 return value
             found.add(id(value))
-            return self.rule.weight_loss(task, value)
+            return scale(value, weights[task])
 
         for key, value in losses.items():
             if isinstance(value, torch.Tensor):
@@ -215,4 +239,4 @@ class LossTaps:
         for task, outs in self.outputs.items():
             for out in outs:
                 if id(out) not in found:
-                    self._factors[id(out)].value = self.rule.weights[task]
+                    self._factors[id(out)].value = weights[task]

@@ -19,8 +19,15 @@ Life cycle of a provider, as called by the hook::
         on_losses(raw, rule)     # after the detector's loss forward, before
                                  # backward and before rule.regularizer()
         # backward, optimizer step
-        collect() -> {task: float}   # after_train_iter, then all-reduced
+        collect() -> {task: value}   # after_train_iter, then all-reduced
+        watch({task: float})     # the reduced values, after the one read
     detach()                     # after_run
+
+Host reads: ``collect()`` returns 0-d tensors on the model's device (or
+python floats for values known without measuring), never reading a device
+tensor; the hook all-reduces them with the losses and reads everything in
+one transfer (docs/balancers.md, "Host reads"), then hands the reduced
+floats to :meth:`SignalProvider.watch`.
 
 Providers keep no state across iterations that a rule depends on (that
 belongs to the rule, which is checkpointed); they only count how long each
@@ -28,7 +35,7 @@ task's signal has been empty, to warn once (:meth:`SignalProvider.watch`).
 """
 import logging
 import math
-from typing import Any, Dict, List, Mapping, Type
+from typing import Any, Dict, List, Mapping, Type, Union
 
 import torch
 from mmengine.logging import print_log
@@ -91,8 +98,10 @@ class SignalProvider:
         the calls of their loss modules and still attached to the graph;
         ``rule`` is the hook's rule (for its current weights)."""
 
-    def collect(self) -> Dict[str, float]:
-        """This iteration's value per task (non-finite: not used)."""
+    def collect(self) -> Dict[str, Union[float, torch.Tensor]]:
+        """This iteration's value per task (non-finite: not used), as 0-d
+        tensors on the model's device or python floats: no host read (the
+        hook reads the reduced values once, see the module docstring)."""
         raise NotImplementedError
 
     def detach(self) -> None:
@@ -104,7 +113,10 @@ class SignalProvider:
 
     def watch(self, values: Dict[str, float]) -> Dict[str, float]:
         """Count the empty iterations of each task's signal; warn once when a
-        task reaches ``warn_after`` in a row. Returns ``values``."""
+        task reaches ``warn_after`` in a row. Returns ``values``.
+
+        The hook calls it after each iteration with the all-reduced values
+        of :meth:`collect` (python floats, read once with the losses)."""
         for task, value in values.items():
             if not self.is_empty(value):
                 self._empty_iters[task] = 0

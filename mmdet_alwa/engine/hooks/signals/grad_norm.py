@@ -104,7 +104,8 @@ class GradNormProvider(SignalProvider):
             o, torch.Tensor) and o.requires_grad)
 
     def reset(self) -> None:
-        self.norms: Dict[str, float] = {}
+        # 0-d device tensors (0.0: the loss does not reach W)
+        self.norms: Dict[str, Union[float, torch.Tensor]] = {}
         self._outputs: List[torch.Tensor] = []
         self.measured = True
 
@@ -121,7 +122,8 @@ class GradNormProvider(SignalProvider):
                 self.norms[task] = 0.0
                 continue
             norm = self.grad_norm(loss, inputs)
-            self.norms[task] = float(norm) if norm is not None else 0.0
+            # a device tensor: read once with the losses, after the reduce
+            self.norms[task] = norm if norm is not None else 0.0
         self._outputs = []  # the next forward (accumulation) brings its own
 
     def grad_norm(self, loss: torch.Tensor, inputs: Sequence[torch.Tensor]
@@ -177,10 +179,12 @@ class GradNormProvider(SignalProvider):
                 level=logging.WARNING)
         return None
 
-    def collect(self) -> Dict[str, float]:
-        norms = {t: self.norms.get(t, math.nan) for t in self.loss_modules}
+    def collect(self) -> Dict[str, Union[float, torch.Tensor]]:
+        return {t: self.norms.get(t, math.nan) for t in self.loss_modules}
+
+    def watch(self, values: Dict[str, float]) -> Dict[str, float]:
         # not measured on purpose: not an empty signal
-        return self.watch(norms) if self.measured else norms
+        return super().watch(values) if self.measured else values
 
     def detach(self) -> None:
         for handle in self._handles:

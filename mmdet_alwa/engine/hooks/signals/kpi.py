@@ -22,12 +22,21 @@ An iteration without a sample gives NaN (DTP skips it); a task whose KPI
 stays NaN for ``warn_after`` iterations warns once.
 
 Cost: dense heads call their losses once per FPN level with every anchor
-(~10^5) and weigh a few hundred (sampled anchors, positives). A call keeps
-only the weighted rows of a cls/box call, and ``collect()`` measures each
-module's rows of the iteration at once (one decode, one IoU); a cls call
-whose rows mostly count (no sampler: RetinaNet) is measured in place.
+(~10^5) and weigh a few hundred (sampled anchors, positives). With
+``compact=True`` a call keeps only the weighted rows of a cls/box call
+(``nonzero`` + ``index_select``), and ``collect()`` measures each module's
+rows of the iteration at once (one decode, one IoU); a cls call whose rows
+mostly count (no sampler: RetinaNet) is measured in place. That is the
+fastest on a CPU, but ``nonzero`` and the "mostly" test read the device: on
+a GPU each is a host sync. With ``compact=False`` every call is measured in
+place over all its rows, masked by the weights (``torch.where``), and
+nothing is read. The KPIs are the same: the counts are exact, and the IoUs
+are summed in float64, where adding them in other groupings gives the same
+sum (exactly, unless an IoU is below ~1e-6). ``compact='auto'`` (the
+default) compacts on a CPU only.
 """
-from typing import Dict, Mapping, Optional
+import math
+from typing import Dict, Mapping, Optional, Union
 
 import torch
 
@@ -56,15 +65,31 @@ class KPIProvider(LossInputProvider):
             (RetinaNet) almost every anchor is background, the accuracy is
             ~0.98 from the start and DTP all but switches the classification
             loss off; the balanced accuracy does not saturate that way.
+        compact (bool | str): keep only the weighted rows of cls/box calls
+            (True: fastest on a CPU, but two host reads per call), or
+            measure every call in place, masked (False: no host read; for
+            GPUs); ``'auto'`` (default): True on a CPU, False on other
+            devices. Both give the same KPIs (module docstring).
     """
 
     def __init__(self, kinds: Optional[Mapping[str, str]] = None,
-                 cls_metric: str = 'accuracy', warn_after: int = 50) -> None:
+                 cls_metric: str = 'accuracy', warn_after: int = 50,
+                 compact: Union[bool, str] = 'auto') -> None:
         if cls_metric not in ('accuracy', 'balanced'):
             raise ValueError(f'cls_metric must be "accuracy" or "balanced", '
                              f'got {cls_metric!r}')
+        if not (isinstance(compact, bool) or compact == 'auto'):
+            raise ValueError(f'compact must be True, False or "auto", got '
+                             f'{compact!r}')
         self.cls_metric = cls_metric
+        self.compact = compact
         super().__init__(kinds, warn_after)
+
+    def compacts(self, device: torch.device) -> bool:
+        """Whether calls on ``device`` keep only their weighted rows."""
+        if self.compact == 'auto':
+            return device.type == 'cpu'
+        return self.compact
 
     def attach(self, model, loss_modules) -> None:
         super().attach(model, loss_modules)
@@ -103,7 +128,10 @@ class KPIProvider(LossInputProvider):
                 target = (target[0] if isinstance(target, (tuple, list))
                           else target).reshape(-1)
             mask = sample_mask(weight, pred.size(0), pred.device)
-            if kind == 'cls' and 4 * int(mask.count_nonzero()) > pred.size(0):
+            if not self.compacts(pred.device) or (
+                    kind == 'cls'
+                    and 4 * int(mask.count_nonzero()) > pred.size(0)):
+                # in place, masked: no host read
                 return self._measure_rows(name, kind, module, head, pred,
                                           target, mask)
             keep = mask.nonzero()[:, 0]
@@ -146,7 +174,14 @@ class KPIProvider(LossInputProvider):
                     f'decode them (nor reg_decoded_bbox=True)')
             pred, target = decode_deltas(coder, pred.float(), target.float())
         scores = box_iou(pred, target)
-        return [scores.value.sum(), scores.valid.count_nonzero(), 0, 0]
+        valid = scores.valid if mask is None else scores.valid & mask
+        # unweighted rows may hold anything (inf/NaN deltas): masked out.
+        # Summed in float64: exact for float32 IoUs down to ~1e-6, so the
+        # compact and the masked path, which add the same IoUs in other
+        # groupings, agree
+        value = scores.value if mask is None else torch.where(
+            valid, scores.value, 0)
+        return [value.sum(dtype=torch.float64), valid.count_nonzero(), 0, 0]
 
     def _flush(self) -> None:
         """Measure the rows the calls kept and add them to the stats."""
@@ -158,22 +193,27 @@ class KPIProvider(LossInputProvider):
                 self.stats[task] = self.stats.get(task, 0) + sums
         self._rows = {}
 
-    def collect(self) -> Dict[str, float]:
+    def collect(self) -> Dict[str, Union[float, torch.Tensor]]:
+        """Each task's KPI as a 0-d float64 tensor on the device (NaN: no
+        sample), computed there without a host read."""
         self._flush()
-        out = {}
+        out: Dict[str, Union[float, torch.Tensor]] = {}
         for task in self.loss_modules:
             if task not in self.stats:
                 out[task] = float('nan')
                 continue
-            hits, total, fg_hits, fg = self.stats[task].tolist()
+            hits, total, fg_hits, fg = self.stats[task].unbind()
             if self.kind_of[task] == 'cls' and self.cls_metric == 'balanced':
-                rates = [h / n for h, n in ((fg_hits, fg),
-                                            (hits - fg_hits, total - fg)) if n]
-                out[task] = sum(rates) / len(rates) if rates \
-                    else float('nan')
+                # the mean of the foreground and background accuracies that
+                # have a sample (a rate + 0.0 and / 1 are exact)
+                bg = total - fg
+                rates = (torch.where(fg > 0, fg_hits / fg, 0.0)
+                         + torch.where(bg > 0, (hits - fg_hits) / bg, 0.0))
+                num = (fg > 0).double() + (bg > 0).double()
+                out[task] = torch.where(num > 0, rates / num, math.nan)
             else:
-                out[task] = hits / total if total else float('nan')
-        return self.watch(out)
+                out[task] = torch.where(total > 0, hits / total, math.nan)
+        return out
 
     def empty_reason(self) -> str:
         return ('its loss modules were not called or had no sample with a '

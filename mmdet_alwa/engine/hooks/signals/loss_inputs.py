@@ -119,9 +119,13 @@ class LossInputProvider(SignalProvider):
 
 def as_stats(sums, device) -> torch.Tensor:
     """One call's sums (scalars, 0-d tensors) as a float64 vector on
-    ``device``, to be added over the calls without a device sync."""
-    return torch.stack([torch.as_tensor(v, dtype=torch.float64,
-                                        device=device) for v in sums])
+    ``device``, to be added over the calls without a device sync (a python
+    number is written with a fill, not copied from host memory)."""
+    return torch.stack([
+        v.to(device=device, dtype=torch.float64)
+        if isinstance(v, torch.Tensor) else
+        torch.full((), float(v), dtype=torch.float64, device=device)
+        for v in sums])
 
 
 def _detach(value):

@@ -10,7 +10,9 @@ masks -- every instance of the call, whatever its class (Mask R-CNN passes
 the instances' classes where other losses pass weights). A task whose count
 stays 0 for ``warn_after`` iterations warns once.
 """
-from typing import Dict
+from typing import Dict, Union
+
+from torch import Tensor
 
 from mmdet_alwa.models.utils.measures import sample_mask
 from .base import register_signal_provider
@@ -37,9 +39,10 @@ class NumSamplesProvider(LossInputProvider):
         rows = pred.size(0) // 4 if kind == 'dfl' else pred.size(0)
         return [sample_mask(weight, rows, pred.device).sum()]
 
-    def collect(self) -> Dict[str, float]:
-        return self.watch({t: float(self.stats[t][0]) if t in self.stats
-                           else 0.0 for t in self.loss_modules})
+    def collect(self) -> Dict[str, Union[float, Tensor]]:
+        # the counts stay on the device (float64: exact up to 2^53)
+        return {t: self.stats[t][0] if t in self.stats else 0.0
+                for t in self.loss_modules}
 
     def is_empty(self, value: float) -> bool:
         return not value > 0
