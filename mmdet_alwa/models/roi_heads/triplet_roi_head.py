@@ -105,10 +105,17 @@ def _legacy_key(key: str) -> str:
 
 def _stash_branch(module: nn.Module, state_dict: dict, prefix: str,
                   local_metadata: dict) -> None:
-    """State-dict hook: move the branch weights into the metadata."""
+    """State-dict hook: move the branch weights into the metadata, as CPU
+    copies: mmengine's ``weights_to_cpu`` moves a checkpoint's state-dict
+    values to the CPU, not its metadata, and a CUDA tensor there would make
+    the checkpoint unloadable on a machine without CUDA (and, not copied, it
+    would share the parameters' storage)."""
     stash = OrderedDict()
     for key in [k for k in state_dict if k.startswith(prefix + _BRANCH)]:
-        stash[key[len(prefix):]] = state_dict.pop(key)
+        value = state_dict.pop(key).detach()
+        # a meta tensor (a model not materialised yet) has no data to copy
+        stash[key[len(prefix):]] = value if value.is_meta else value.to(
+            'cpu', copy=True)
     local_metadata[META_KEY] = stash
     local_metadata[EMBED_META_KEY] = module.embedding
 
@@ -248,7 +255,13 @@ class TripletRoIHead(StandardRoIHead):
                 f'model.roi_head.embedding={trained!r}')
         if EMBED_META_KEY not in local_metadata:
             stash = {_legacy_key(k): v for k, v in stash.items()}
+        # the stash is on the CPU; back to where the module is (also for
+        # load_state_dict(assign=True), which does not copy)
+        own = dict(self.triplet_branch.named_parameters(prefix=_BRANCH[:-1]))
         for key, value in stash.items():
+            target = own.get(key)
+            if target is not None and not target.is_meta:
+                value = value.to(target.device)
             state_dict.setdefault(prefix + key, value)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       *args, **kwargs)
