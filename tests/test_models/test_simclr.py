@@ -12,6 +12,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
+from mmdet_alwa.utils import safe_checkpoint_loading
+
 SIZE = 32
 ITERS = 20
 
@@ -98,7 +100,8 @@ def _detector_backbone(checkpoint, prefix, data_root, work_dir):
                                        checkpoint=checkpoint, prefix=prefix)
     init_default_scope('mmdet')
     detector = MODELS.build(cfg.model)
-    detector.init_weights()
+    with safe_checkpoint_loading():  # as tools/train.py (init_cfg)
+        detector.init_weights()
     return detector.backbone.state_dict()
 
 
