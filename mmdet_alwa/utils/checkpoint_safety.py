@@ -42,8 +42,8 @@ TORCH_FORCE_UNSAFE = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
 #: the first torch whose ``torch.load`` defaults to ``weights_only=True``
 MIN_TORCH = (2, 6)
 
-_TRUE = ('1', 'true', 'yes', 'on')
-_FALSE = ('', '0', 'false', 'no', 'off')
+_TRUE = ('1', 'true', 'yes', 'y', 'on')  # torch's, and 'on'
+_FALSE = ('', '0', 'false', 'no', 'n', 'off')
 #: what ``HistoryBuffer.__getstate__`` pickles: its statistics methods,
 #: which Python writes as ``getattr(HistoryBuffer, name)``
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'mean', 'current')
@@ -218,6 +218,7 @@ def safe_checkpoint_loading(unsafe: bool = False,
                 torch.serialization.safe_globals(added):
             yield
     except pickle.UnpicklingError as e:
-        if _REFUSED in str(e):
+        # torch's refusal (not another pickle's error, nor ours again)
+        if 'Weights only load failed' not in str(e) or _REFUSED in str(e):
             raise
         raise pickle.UnpicklingError(f'{_REFUSED}\n{e}') from e
