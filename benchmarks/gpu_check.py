@@ -104,7 +104,8 @@ def _caller(frame) -> Optional[str]:
     ``(file, line)`` of the Python code whose call synchronised."""
     import torch
     torch_dir = osp.dirname(torch.__file__) + os.sep
-    skip = (torch_dir, osp.dirname(warnings.__file__) + os.sep + 'warnings')
+    skip = (torch_dir, osp.dirname(warnings.__file__) + os.sep + 'warnings',
+            osp.join(PACKAGE, 'utils', 'host_reads.py'))  # its wrappers
     while frame is not None:
         name = frame.f_code.co_filename
         if not (name.startswith(skip) or name == __file__

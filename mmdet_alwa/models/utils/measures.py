@@ -126,7 +126,11 @@ def decode_deltas(bbox_coder, pred: Tensor, target: Tensor):
     so the IoU of the decoded pair is that of the real boxes of the real
     anchor. Returns the two (N, 4) decoded box tensors.
     """
-    unit = pred.new_tensor([0., 0., 1., 1.]).expand(pred.size(0), 4)
+    # filled on the device: new_tensor([0, 0, 1, 1]) would copy a host
+    # list, a blocking copy (a sync) on a GPU
+    unit = pred.new_zeros(1, 4)
+    unit[:, 2:] = 1.
+    unit = unit.expand(pred.size(0), 4)
     boxes = (bbox_coder.decode(unit, pred), bbox_coder.decode(unit, target))
     return tuple(getattr(b, 'tensor', b) for b in boxes)
 
