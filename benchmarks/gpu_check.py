@@ -361,7 +361,7 @@ def main(argv=None) -> int:
             time.sleep(0.5)
     for part in parallel:  # at most 3 at a time: each one process
         part.launch()
-    while not all(part.poll() for part in parallel):
+    while not all([part.poll() for part in parallel]):  # poll every one
         if time.time() > deadline:
             for part in parallel:
                 part.stop()

@@ -7,12 +7,12 @@ import torch
 from torch import nn
 
 from mmdet.registry import TASK_UTILS
-from mmdet_alwa.models.utils.measures import (box_iou, cls_accuracy,
-                                              decode_deltas,
+from mmdet_alwa.models.utils.measures import (aligned_iou, box_iou,
+                                              cls_accuracy, decode_deltas,
                                               distribution_boxes,
                                               find_shared_layer, mask_iou,
                                               quality_score,
-                                              sample_mask)
+                                              sample_mask, unit_delta_xywh)
 
 
 def _mean(scores):
@@ -222,3 +222,44 @@ def test_find_shared_layer():
     assert find_shared_layer(_Det(pafpn), []) == 'neck.out_convs'
     with pytest.raises(ValueError, match='shared_layer'):
         find_shared_layer(_Det(None), [])
+
+
+@pytest.mark.parametrize('means,stds', [((0., 0., 0., 0.), (1., 1., 1., 1.)),
+                                        ((0., 0., 0., 0.), (.1, .1, .2, .2)),
+                                        ((.5, -.2, .1, .3), (.3, .7, .2, .9))])
+@pytest.mark.parametrize('n', [0, 1, 257])
+def test_unit_delta_xywh_equals_mmdets_decode(means, stds, n):
+    """Oracle: mmdet's own DeltaXYWHBBoxCoder.decode on the unit anchor
+    (which makes host copies of its means/stds; ours fills them on the
+    device), large deltas included so that the w/h clamp acts."""
+    coder = TASK_UTILS.build(dict(type='DeltaXYWHBBoxCoder',
+                                  target_means=list(means),
+                                  target_stds=list(stds)))
+    g = torch.Generator().manual_seed(n)
+    deltas = torch.randn(n, 4, generator=g) * 20  # |dw| up to ~60: clamped
+    unit = torch.tensor([[0., 0., 1., 1.]]).expand(n, 4)
+    expected = coder.decode(unit, deltas)
+    assert torch.equal(unit_delta_xywh(deltas, means, stds), expected)
+    pred, target = decode_deltas(coder, deltas, deltas.flip(0))
+    assert torch.equal(pred, expected)
+    assert torch.equal(target, coder.decode(unit, deltas.flip(0)))
+
+
+@pytest.mark.parametrize('n', [0, 1, 100])
+def test_aligned_iou_equals_mmdets_bbox_overlaps(n):
+    """Oracle: mmdet's bbox_overlaps(is_aligned=True); hand values: a box
+    with itself 1, disjoint 0, half-overlapping (0,0,2,1) vs (1,0,3,1) 1/3,
+    degenerate pairs 0 (union clamped at eps)."""
+    from mmdet.structures.bbox import bbox_overlaps
+    g = torch.Generator().manual_seed(n)
+    xy = torch.rand(n, 2, generator=g) * 10
+    a = torch.cat([xy, xy + torch.rand(n, 2, generator=g) * 5], 1)
+    xy = xy + torch.randn(n, 2, generator=g)
+    b = torch.cat([xy, xy + torch.rand(n, 2, generator=g) * 5], 1)
+    assert torch.equal(aligned_iou(a, b), bbox_overlaps(a, b, is_aligned=True))
+    hand = aligned_iou(
+        torch.tensor([[0., 0., 2., 1.], [0., 0., 1., 1.], [0., 0., 2., 1.],
+                      [1., 1., 1., 1.]]),
+        torch.tensor([[0., 0., 2., 1.], [2., 2., 3., 3.], [1., 0., 3., 1.],
+                      [1., 1., 1., 1.]]))
+    assert hand.tolist() == pytest.approx([1., 0., 1 / 3, 0.])

@@ -25,15 +25,16 @@ accuracy or mean IoU):
 
 Also :func:`find_shared_layer`, the default :math:`W` of GradNorm and TDB.
 """
+import math
 from typing import Iterable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
-from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor, nn
 
-__all__ = ['Scores', 'cls_accuracy', 'box_iou',
-           'decode_deltas', 'distribution_boxes', 'mask_iou',
+__all__ = ['Scores', 'cls_accuracy', 'box_iou', 'aligned_iou',
+           'decode_deltas', 'unit_delta_xywh', 'distribution_boxes',
+           'mask_iou',
            'quality_score', 'sample_mask', 'find_shared_layer']
 
 
@@ -125,7 +126,17 @@ def decode_deltas(bbox_coder, pred: Tensor, target: Tensor):
     ``TBLRBBoxCoder``...) decode relative to the anchor's centre and size,
     so the IoU of the decoded pair is that of the real boxes of the real
     anchor. Returns the two (N, 4) decoded box tensors.
+
+    ``DeltaXYWHBBoxCoder`` (without ``add_ctr_clamp``) is decoded by
+    :func:`unit_delta_xywh`, the same arithmetic without mmdet's per-call
+    host copies of its means and stds (two host syncs per decode on a GPU);
+    other coders by their own ``decode``.
     """
+    if type(bbox_coder).__name__ == 'DeltaXYWHBBoxCoder' and not getattr(
+            bbox_coder, 'add_ctr_clamp', False):
+        # decode's own default wh_ratio_clip, as the heads call it
+        return tuple(unit_delta_xywh(d, bbox_coder.means, bbox_coder.stds)
+                     for d in (pred, target))
     # filled on the device: new_tensor([0, 0, 1, 1]) would copy a host
     # list, a blocking copy (a sync) on a GPU
     unit = pred.new_zeros(1, 4)
@@ -133,6 +144,31 @@ def decode_deltas(bbox_coder, pred: Tensor, target: Tensor):
     unit = unit.expand(pred.size(0), 4)
     boxes = (bbox_coder.decode(unit, pred), bbox_coder.decode(unit, target))
     return tuple(getattr(b, 'tensor', b) for b in boxes)
+
+
+def _filled(like: Tensor, values) -> Tensor:
+    """A (1, len(values)) tensor of ``like``'s dtype and device, filled on
+    the device one value at a time (no host-to-device copy, no sync)."""
+    out = like.new_empty(1, len(values))
+    for i, value in enumerate(values):
+        out[:, i] = float(value)
+    return out
+
+
+def unit_delta_xywh(deltas: Tensor, means, stds,
+                    wh_ratio_clip: float = 16 / 1000) -> Tensor:
+    """mmdet's ``delta2bbox`` (``DeltaXYWHBBoxCoder.decode``) of (N, 4)
+    ``deltas`` on the unit anchor ``(0, 0, 1, 1)``, no border clip, without
+    host copies: d = deltas * stds + means; centre 0.5 + (dx, dy); size
+    exp(dw, dh clamped to +-|log(wh_ratio_clip)|). Returns (N, 4)
+    ``(x1, y1, x2, y2)``; tested equal to mmdet's decode."""
+    if deltas.size(0) == 0:
+        return deltas
+    denorm = deltas * _filled(deltas, stds) + _filled(deltas, means)
+    max_ratio = abs(math.log(wh_ratio_clip))
+    gxy = 0.5 + denorm[:, :2]
+    gwh = denorm[:, 2:].clamp(min=-max_ratio, max=max_ratio).exp()
+    return torch.cat([gxy - gwh * 0.5, gxy + gwh * 0.5], dim=-1)
 
 
 def distribution_boxes(pred: Tensor, target: Tensor):
@@ -152,7 +188,7 @@ def distribution_boxes(pred: Tensor, target: Tensor):
     bins = torch.arange(pred.size(1), dtype=pred.dtype, device=pred.device)
     dist = (pred.softmax(dim=1) * bins).sum(dim=1).reshape(-1, 4)
     target = target.to(pred.dtype).reshape(-1, 4)
-    sign = pred.new_tensor([-1., -1., 1., 1.])
+    sign = _filled(pred, (-1., -1., 1., 1.))  # on the device: no sync
     return dist * sign, target * sign
 
 
@@ -162,8 +198,20 @@ def box_iou(pred: Tensor, target: Tensor,
     (N, 4): the positives are the rows with a positive weight (all rows if
     None). Degenerate boxes give IoU 0."""
     pred, target = pred.float(), target.float()
-    iou = bbox_overlaps(pred, target, is_aligned=True).clamp(0, 1)
+    iou = aligned_iou(pred, target).clamp(0, 1)
     return Scores(iou, sample_mask(weight, pred.size(0), pred.device))
+
+
+def aligned_iou(a: Tensor, b: Tensor, eps: float = 1e-6) -> Tensor:
+    """IoU of aligned (N, 4) boxes, as mmdet's ``bbox_overlaps(a, b,
+    is_aligned=True)`` (union clamped below at ``eps``) without its host
+    copy of ``eps`` (a sync per call on a GPU); tested equal to it."""
+    lt = torch.max(a[:, :2], b[:, :2])
+    rb = torch.min(a[:, 2:], b[:, 2:])
+    overlap = (rb - lt).clamp(min=0).prod(dim=-1)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return overlap / (area_a + area_b - overlap).clamp(min=eps)
 
 
 def mask_iou(pred: Tensor, target: Tensor, labels: Tensor) -> Scores:
