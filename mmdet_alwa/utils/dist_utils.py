@@ -149,4 +149,11 @@ def setup_cpu_distributed(cfg: Config, launcher: str,
                    dict(type='MMDistributedDataParallel'))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+    # 4. torch's SyncBatchNorm runs on CUDA only: per-process BN instead
+    if cfg.get('sync_bn'):
+        print_log(
+            f'sync_bn={cfg.sync_bn!r} is not applied on gloo CPU processes '
+            f'(torch\'s SyncBatchNorm needs CUDA): each process keeps its own '
+            f'BN statistics', logger='current', level=logging.WARNING)
+        cfg.sync_bn = None
     return True

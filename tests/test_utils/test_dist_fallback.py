@@ -155,3 +155,16 @@ def test_with_cuda_nothing_happens(monkeypatch):
     assert setup_cpu_distributed(cfg, 'pytorch') is False
     assert dist_utils.distributed_backend() == 'nccl'
     assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+
+
+def test_sync_bn_is_dropped_on_gloo_with_a_warning(cpu_node, tmp_path):
+    """torch's SyncBatchNorm raises on CPU tensors: a config asking for it
+    (the SimCLR config's sync_bn='torch') trains per-process BN on gloo, and
+    says so once."""
+    cpu_node.setattr(torch.version, 'cuda', None)
+    log = _log_file(tmp_path, 'sync_bn')
+    cfg = Config(dict(sync_bn='torch'))
+    assert setup_cpu_distributed(cfg, 'pytorch') is True
+    assert cfg.sync_bn is None
+    text = log.read_text()
+    assert text.count("sync_bn='torch' is not applied") == 1
