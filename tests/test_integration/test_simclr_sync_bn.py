@@ -40,7 +40,10 @@ def _build(rank, world_size, work_dir, data_root):
 
     cfg = tiny_simclr_cfg(osp.join(work_dir, str(rank)), data_root)
     if world_size > 1:
-        make_ddp_cfg(cfg)
+        sync_bn = cfg.sync_bn
+        make_ddp_cfg(cfg)  # gloo: drops sync_bn (SyncBatchNorm needs CUDA)
+        assert cfg.sync_bn is None
+        cfg.sync_bn = sync_bn  # what a CUDA (NCCL) run keeps
         MODEL_WRAPPERS.register_module(module=KeepModule, force=True)
         cfg.model_wrapper_cfg = dict(type='KeepModule')
     runner = Runner.from_cfg(cfg)  # wraps (and converts) the model
