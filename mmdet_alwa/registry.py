@@ -1,13 +1,24 @@
-"""Registry nodes of the ``mmdet_alwa`` scope, one child of each of mmdet's.
+"""Registry nodes of the ``mmdet_alwa`` scope: one child of each of mmdet's,
+and the registry of the signal providers.
 
-Our modules register into mmdet's own registries (``mmdet.registry``); these
-empty children exist for configs read by package scope
-(``_base_ = 'mmdet_alwa::alwa/...'``): mmengine tags the dicts of such a
-config with ``_scope_='mmdet_alwa'`` and, to build them, imports
-``mmdet_alwa.registry`` and looks the scope up in the registry tree. A type is
-then found in the child (nothing), its mmdet parent (our modules and
-mmdet's) or mmengine's root. ``locations`` are the parent's plus our package,
-so that the lookup imports what registers the modules.
+Our modules register into mmdet's own registries (``mmdet.registry``). The
+empty children are needed by ``mmdet_alwa::`` configs, i.e. configs read by
+package scope (``_base_ = 'mmdet_alwa::alwa/...'``, ``mim train
+mmdet_alwa ...``): mmengine tags the dicts of such a config with
+``_scope_='mmdet_alwa'`` and, to build them, imports ``mmdet_alwa.registry``
+and looks the scope up in the registry tree; without a node of that scope
+the build fails. A type is then found in the child (nothing), its mmdet
+parent (our modules and mmdet's) or mmengine's root. ``locations`` are the
+parent's plus our package, so that the lookup imports what registers the
+modules.
+
+``SIGNAL_PROVIDERS`` holds the signal providers of
+:class:`~mmdet_alwa.engine.hooks.LossWeightingHook` (``kpi``,
+``num_samples``, ``grad_norm``; :mod:`mmdet_alwa.engine.hooks.signals`), a
+child of our ``TASK_UTILS`` node as mmdet's own registries are children of
+mmengine's. The hook builds a provider with
+:func:`~mmdet_alwa.engine.hooks.signals.build_signal_provider`, which looks
+the name up in this registry only (not in its parents).
 """
 import mmdet.registry as mmdet_registry
 from mmengine.registry import Registry
@@ -17,7 +28,8 @@ __all__ = [
     'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'MODEL_WRAPPERS',
     'WEIGHT_INITIALIZERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
     'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'METRICS',
-    'EVALUATOR', 'TASK_UTILS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS'
+    'EVALUATOR', 'TASK_UTILS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS',
+    'SIGNAL_PROVIDERS'
 ]
 
 
@@ -46,3 +58,7 @@ TASK_UTILS = _child(mmdet_registry.TASK_UTILS)
 VISUALIZERS = _child(mmdet_registry.VISUALIZERS)
 VISBACKENDS = _child(mmdet_registry.VISBACKENDS)
 LOG_PROCESSORS = _child(mmdet_registry.LOG_PROCESSORS)
+
+SIGNAL_PROVIDERS = Registry(
+    'signal provider', parent=TASK_UTILS, scope='mmdet_alwa',
+    locations=['mmdet_alwa.engine.hooks.signals'])

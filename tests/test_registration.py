@@ -53,9 +53,35 @@ def test_rules_and_signal_providers():
     assert set(RULES) == {'ALWA', 'DWA', 'DTP', 'GuidedLoss',
                           'UncertaintyWeighting', 'GradNorm', 'TDB'}
     signals = importlib.import_module('mmdet_alwa.engine.hooks.signals')
-    assert SIGNAL_PROVIDERS['kpi'] is signals.KPIProvider
-    assert SIGNAL_PROVIDERS['num_samples'] is signals.NumSamplesProvider
-    assert SIGNAL_PROVIDERS['grad_norm'] is signals.GradNormProvider
+    assert dict(SIGNAL_PROVIDERS.module_dict) == {
+        'kpi': signals.KPIProvider, 'num_samples': signals.NumSamplesProvider,
+        'grad_norm': signals.GradNormProvider}
+
+
+def test_signal_providers_registry_in_mmdets_tree():
+    """An mmengine Registry under mmdet's task utils (through our scope's
+    node); a provider is built from it alone, also under the Runner's
+    default scope, and a task util of its parent is no provider."""
+    from mmengine.registry import DefaultScope
+
+    from mmdet_alwa import registry as alwa_registry
+    from mmdet_alwa.engine.hooks.signals import (KPIProvider,
+                                                 build_signal_provider)
+    assert SIGNAL_PROVIDERS is alwa_registry.SIGNAL_PROVIDERS
+    assert SIGNAL_PROVIDERS.parent is alwa_registry.TASK_UTILS
+    assert alwa_registry.TASK_UTILS.parent is registry.TASK_UTILS
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        provider = build_signal_provider(dict(type='kpi', warn_after=3))
+    assert type(provider) is KPIProvider and provider.warn_after == 3
+    assert provider.signal == 'kpi'
+    from mmdet.models.task_modules import DeltaXYWHBBoxCoder
+    assert SIGNAL_PROVIDERS.get('DeltaXYWHBBoxCoder') is DeltaXYWHBBoxCoder
+    with pytest.raises(ValueError, match="unknown signal provider "
+                       "'DeltaXYWHBBoxCoder'; known providers: "
+                       r"\['grad_norm', 'kpi', 'num_samples'\]"):
+        build_signal_provider(dict(type='DeltaXYWHBBoxCoder'))
+    with pytest.raises(KeyError, match='already registered'):
+        SIGNAL_PROVIDERS.register_module(name='kpi', module=KPIProvider)
 
 
 def test_dataset_check_api_on_clean_data(tiny_data):

@@ -353,7 +353,7 @@ def probe_rule():
     register_signal_provider('probe')(_ProbeProvider)
     yield
     RULES.pop('_Probe')
-    SIGNAL_PROVIDERS.pop('probe')
+    SIGNAL_PROVIDERS.module_dict.pop('probe')
 
 
 def test_extension_points(probe_rule, tiny_data, tmp_path):

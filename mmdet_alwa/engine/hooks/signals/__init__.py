@@ -1,9 +1,11 @@
 """Signal providers: per-task inputs of a rule other than its losses.
 
-The protocol and registry are in :mod:`.base`, the reading of mmdet loss
-calls in :mod:`.loss_calls`, one provider per file (``kpi``,
-``num_samples``, ``grad_norm``); the measurements themselves are pure
-functions in :mod:`mmdet_alwa.models.utils.measures`.
+The protocol and ``register_signal_provider``/``build_signal_provider`` are
+in :mod:`.base` (the registry, ``SIGNAL_PROVIDERS``, is an mmengine
+``Registry`` in :mod:`mmdet_alwa.registry`), the reading of mmdet loss calls
+in :mod:`.loss_calls`, one provider per file (``kpi``, ``num_samples``,
+``grad_norm``); the measurements themselves are pure functions in
+:mod:`.measures`.
 """
 from .base import (SIGNAL_PROVIDERS, SignalProvider, build_signal_provider,
                    register_signal_provider)

@@ -4,7 +4,8 @@ losses.
 A rule lists in ``required_signals`` the extra keyword arguments its
 ``step()`` needs (DTP: ``'kpi'``; GradNorm/TDB: ``'grad_norm'``, TDB also
 ``'num_samples'``). :class:`~mmdet_alwa.engine.hooks.LossWeightingHook`
-builds one provider per name from ``SIGNAL_PROVIDERS`` (config: the hook's
+builds one provider per name from ``SIGNAL_PROVIDERS``, an mmengine
+``Registry`` of :mod:`mmdet_alwa.registry` (config: the hook's
 ``signals`` argument, default ``dict(type=<name>)``), drives it through the
 training iteration and all-reduces what it collects, like the losses, before
 ``rule.step``.
@@ -40,6 +41,8 @@ from typing import Any, Dict, List, Mapping, Type, Union
 import torch
 from mmengine.logging import print_log
 from torch import nn
+
+from mmdet_alwa.registry import SIGNAL_PROVIDERS
 
 __all__ = ['SignalProvider', 'SIGNAL_PROVIDERS', 'register_signal_provider',
            'build_signal_provider']
@@ -139,27 +142,33 @@ class SignalProvider:
         return 'no value was measured'
 
 
-SIGNAL_PROVIDERS: Dict[str, Type[SignalProvider]] = {}
-
-
 def register_signal_provider(name: str):
-    """Class decorator: make a provider buildable as ``dict(type=name)``."""
+    """Class decorator: register a provider in ``SIGNAL_PROVIDERS`` under
+    ``name``, buildable as ``dict(type=name)``; a name registered already is
+    mmengine's ``KeyError``."""
 
     def wrap(cls: Type[SignalProvider]) -> Type[SignalProvider]:
         if not (isinstance(cls, type) and issubclass(cls, SignalProvider)):
             raise TypeError(f'{cls!r} is not a SignalProvider subclass')
+        SIGNAL_PROVIDERS.register_module(name=name, module=cls)
         cls.signal = name
-        SIGNAL_PROVIDERS[name] = cls
         return cls
 
     return wrap
 
 
 def build_signal_provider(cfg: Mapping[str, Any]) -> SignalProvider:
-    """Build a provider from ``dict(type=name, **kwargs)``."""
+    """Build a provider from ``dict(type=name, **kwargs)``.
+
+    ``name`` is looked up in ``SIGNAL_PROVIDERS`` itself, not in its parents
+    (mmdet's task utils are no providers), and the class is called directly:
+    ``Registry.build`` would switch to the Runner's default scope
+    (``mmdet``), whose registry has no providers.
+    """
     cfg = dict(cfg)
     name = cfg.pop('type', None)
-    if name not in SIGNAL_PROVIDERS:
+    providers = SIGNAL_PROVIDERS.module_dict
+    if name not in providers:
         raise ValueError(f'unknown signal provider {name!r}; known providers: '
-                         f'{sorted(SIGNAL_PROVIDERS)}')
-    return SIGNAL_PROVIDERS[name](**cfg)
+                         f'{sorted(providers)}')
+    return providers[name](**cfg)

@@ -27,9 +27,9 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from mmdet_alwa.models.utils.measures import find_shared_layer
 from .base import SignalProvider, register_signal_provider
 from .loss_calls import owner
+from .measures import find_shared_layer
 
 __all__ = ['GradNormProvider']
 
@@ -41,7 +41,7 @@ class GradNormProvider(SignalProvider):
     Args:
         shared_layer (str | list[str], optional): name(s) of the module(s) of
             the unwrapped detector that form :math:`W`. Default:
-            :func:`~mmdet_alwa.models.utils.measures.find_shared_layer` --
+            :func:`~.measures.find_shared_layer` --
             the head's ``rpn_conv`` (RPN), its last ``shared_fcs`` /
             ``shared_convs`` layer (RoI heads), else the neck's output layer
             (heads whose branches split at their input, losses of several

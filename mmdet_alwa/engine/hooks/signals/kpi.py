@@ -1,7 +1,7 @@
 """DTP's ``kpi`` signal: one key performance indicator in [0, 1] per task.
 
 Per kind of loss call (:mod:`.loss_calls`), the mean over the iteration's
-samples of a measure of :mod:`mmdet_alwa.models.utils.measures`:
+samples of a measure of :mod:`.measures`:
 
 ========  ============================================  ======================
 kind      KPI                                           samples
@@ -40,13 +40,12 @@ from typing import Dict, Mapping, Optional, Union
 
 import torch
 
-from mmdet_alwa.models.utils.measures import (box_iou, cls_accuracy,
-                                              decode_deltas,
-                                              distribution_boxes, mask_iou,
-                                              quality_score, sample_mask)
 from .base import register_signal_provider
 from .loss_calls import is_decoded
 from .loss_inputs import LossInputProvider, as_stats
+from .measures import (box_iou, cls_accuracy, decode_deltas,
+                       distribution_boxes, mask_iou, quality_score,
+                       sample_mask)
 
 __all__ = ['KPIProvider']
 

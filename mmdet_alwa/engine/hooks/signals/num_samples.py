@@ -14,9 +14,9 @@ from typing import Dict, Union
 
 from torch import Tensor
 
-from mmdet_alwa.models.utils.measures import sample_mask
 from .base import register_signal_provider
 from .loss_inputs import LossInputProvider
+from .measures import sample_mask
 
 __all__ = ['NumSamplesProvider']
 

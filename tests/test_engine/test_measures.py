@@ -7,12 +7,9 @@ import torch
 from torch import nn
 
 from mmdet.registry import TASK_UTILS
-from mmdet_alwa.models.utils.measures import (aligned_iou, box_iou,
-                                              cls_accuracy, decode_deltas,
-                                              distribution_boxes,
-                                              find_shared_layer, mask_iou,
-                                              quality_score,
-                                              sample_mask, unit_delta_xywh)
+from mmdet_alwa.engine.hooks.signals.measures import (
+    aligned_iou, box_iou, cls_accuracy, decode_deltas, distribution_boxes,
+    find_shared_layer, mask_iou, quality_score, sample_mask, unit_delta_xywh)
 
 
 def _mean(scores):
