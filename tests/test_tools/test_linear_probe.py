@@ -11,11 +11,11 @@ from mmdet.registry import DATASETS, MODELS
 from mmengine.registry import init_default_scope
 from sklearn.metrics import average_precision_score
 
-from mmdet_alwa.models.selfsup.linear_probe import (multilabel_map,
-                                                    multilabel_targets,
-                                                    probe_dataset_cfg,
-                                                    split_holdout,
-                                                    train_linear_probe)
+from mmdet_alwa.evaluation.linear_probe import (multilabel_map,
+                                                multilabel_targets,
+                                                probe_dataset_cfg,
+                                                split_holdout,
+                                                train_linear_probe)
 
 
 def paper_ap(scores, labels):
@@ -190,7 +190,7 @@ def test_tool_bad_arguments(tmp_path):
         tool.parse_encoders(['simclr'])
     with pytest.raises(ValueError, match='unique'):
         tool.parse_encoders(['random', 'random'])
-    from mmdet_alwa.models.selfsup.linear_probe import build_encoder
+    from mmdet_alwa.evaluation.linear_probe import build_encoder
     init_default_scope('mmdet')
     ckpt = str(tmp_path / 'other.pth')
     torch.save(dict(state_dict={'neck.w': torch.zeros(1)}), ckpt)

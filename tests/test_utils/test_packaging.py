@@ -144,7 +144,7 @@ sys.meta_path.insert(0, Refuse())
 import mmdet_alwa, mmdet_alwa.utils.env_check
 from mmdet.registry import HOOKS
 assert HOOKS.get('LossWeightingHook') is not None
-from mmdet_alwa.models.selfsup.linear_probe import multilabel_map
+from mmdet_alwa.evaluation.linear_probe import multilabel_map
 try:
     multilabel_map([[0.5]], [[1.0]])
 except ImportError as e:
@@ -167,5 +167,5 @@ def test_import_works_without_the_extras():
         env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'imported []' in proc.stdout
-    assert ('probe: mmdet_alwa.models.selfsup.linear_probe needs '
+    assert ('probe: mmdet_alwa.evaluation.linear_probe needs '
             'scikit-learn: pip install "mmdet_alwa[tools]"') in proc.stdout

@@ -9,7 +9,7 @@ DATASET_CONFIG is any config with a ``train_dataloader`` and a
 ``test_dataloader`` (or ``val_dataloader``) over a detection dataset (VOC,
 COCO...): image-level targets come from its boxes, by the same rule for
 every split (any box of the class, no filter_cfg: see
-mmdet_alwa/models/selfsup/linear_probe.py). Each encoder is frozen, a
+mmdet_alwa/evaluation/linear_probe.py). Each encoder is frozen, a
 linear layer on its pooled features is trained with BCE (Adam 1e-3, 10
 epochs, batch 128) on the train images less a held-out validation part
 (``--val-fraction``, default 2/9 as in Briody and Aygen's 70/20 split); the epoch
@@ -28,7 +28,7 @@ from mmengine.registry import init_default_scope
 
 import mmdet_alwa  # noqa: F401  (registers our modules)
 from mmdet_alwa.compat import register_torchvision_fallback
-from mmdet_alwa.models.selfsup.linear_probe import format_table, run_probe
+from mmdet_alwa.evaluation.linear_probe import format_table, run_probe
 from mmdet_alwa.utils import safe_checkpoint_loading
 
 IMAGENET_MEAN = [123.675, 116.28, 103.53]

@@ -79,7 +79,7 @@ def multilabel_map(scores: np.ndarray,
         from sklearn.metrics import average_precision_score
     except ImportError as e:
         raise ImportError(
-            'mmdet_alwa.models.selfsup.linear_probe needs scikit-learn: '
+            'mmdet_alwa.evaluation.linear_probe needs scikit-learn: '
             'pip install "mmdet_alwa[tools]"') from e
     ap = np.full(targets.shape[1], np.nan)
     for k in range(targets.shape[1]):
