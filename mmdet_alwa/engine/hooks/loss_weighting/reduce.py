@@ -46,6 +46,10 @@ def _as_device_values(values: Sequence[Any],
                       device: torch.device) -> torch.Tensor:
     """``values`` (0-d tensors, python numbers) as one float64 vector on
     ``device``, without a host-to-device copy of a python number."""
+    if all(isinstance(v, torch.Tensor) and v.device == device
+           and v.dtype == values[0].dtype and v.dim() == 0 for v in values):
+        # the usual case (the losses, the signals): one stack, one cast
+        return torch.stack([v.detach() for v in values]).to(torch.float64)
     return torch.stack([
         v.detach().to(device=device, dtype=torch.float64).reshape(())
         if isinstance(v, torch.Tensor) else
@@ -90,7 +94,8 @@ def reduce_finite_mean(values: Sequence[Any], device: torch.device,
     parts = [_all_reduce_finite(values, device).reshape(-1)] if n else []
     parts += [t.detach().reshape(-1).to(device=device, dtype=torch.float64)
               for t in extra]
-    flat = torch.cat(parts).tolist()  # the one host read
+    flat = (torch.cat(parts) if len(parts) > 1 else parts[0]).tolist()
+    # (the one host read)
     total, count, bad = flat[:n], flat[n:2 * n], flat[2 * n:3 * n]
     mean = [t / c if c > 0 else math.nan for t, c in zip(total, count)]
     return Reduced(mean, [int(b) for b in bad], flat[3 * n:])

@@ -62,6 +62,14 @@ def scale(x: torch.Tensor, factor: Union[float, torch.Tensor]
     return x * factor.to(x.dtype)
 
 
+def _total(outputs: List[torch.Tensor]) -> torch.Tensor:
+    """The float32 (or wider) sum of a task's loss outputs."""
+    if all(o.dim() == 0 for o in outputs) and len(
+            {o.dtype for o in outputs}) == 1:
+        return torch.stack(outputs).float().sum()
+    return torch.stack([o.sum().float() for o in outputs]).sum()
+
+
 class _Factor:
     """A gradient factor set after the forward (see :class:`_LateScale`):
     a python float or a 0-d device tensor."""
@@ -103,6 +111,8 @@ class LossTaps:
         self._handles: List = []
         self._claimed: List[nn.Module] = []
         self._factors: Dict[int, _Factor] = {}
+        # (number of outputs, totals) of the last raw_totals() call
+        self._totals: Optional[tuple] = None
 
     def resolve(self, model: nn.Module) -> Dict[str, List[nn.Module]]:
         """``{task: [loss module, ...]}`` on ``model``; ``ValueError`` for a
@@ -166,6 +176,7 @@ class LossTaps:
         for outputs in self.outputs.values():
             outputs.clear()
         self._factors.clear()
+        self._totals = None
         self.active = True
 
     def stop(self) -> Dict[str, Optional[torch.Tensor]]:
@@ -177,12 +188,25 @@ class LossTaps:
         for outputs in self.outputs.values():
             outputs.clear()
         self._factors.clear()
+        self._totals = None
         return raw
 
     def raw_totals(self) -> Dict[str, Optional[torch.Tensor]]:
-        """Each task's raw loss so far (attached to the graph)."""
-        return {t: torch.stack([o.sum().float() for o in outs]).sum()
-                if outs else None for t, outs in self.outputs.items()}
+        """Each task's raw loss so far (attached to the graph).
+
+        Computed once per set of outputs: the detector hook's totals are
+        those :meth:`stop` returns unless a loss module ran since (a second
+        forward in the iteration). The 0-d outputs of a task (every mmdet
+        loss with a reduction) are summed with one ``stack`` and one
+        ``sum``, the very numbers of a sum of each output's ``sum()``, in
+        two kernels instead of one or two per output."""
+        count = sum(len(outs) for outs in self.outputs.values())
+        if self._totals is not None and self._totals[0] == count:
+            return self._totals[1]
+        totals = {t: _total(outs) if outs else None
+                  for t, outs in self.outputs.items()}
+        self._totals = (count, totals)
+        return totals
 
     def _make_loss_hook(self, task: str):
 
