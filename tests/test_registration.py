@@ -90,7 +90,7 @@ def test_dataset_check_api_on_clean_data(tiny_data):
 
     from mmengine.config import Config
 
-    from mmdet_alwa.datasets.dataset_check import check_dataset
+    from mmdet_alwa.datasets.check import check_dataset
     from mmdet_alwa.datasets.demo_data import DEMO_CLASSES
     cfg = Config(dict(train_dataloader=dict(dataset=dict(
         type='CocoDataset', data_root=tiny_data, pipeline=[],

@@ -25,6 +25,7 @@ from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 import mmdet_alwa  # noqa: E402,F401  (registers our modules)
 from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
 from mmdet.evaluation import DumpDetResults  # noqa: E402
+from mmdet_alwa.datasets import prepare_datasets  # noqa: E402
 from mmdet_alwa.utils import (load_tool_config, prepare_run,  # noqa: E402
                               safe_checkpoint_loading)
 
@@ -106,8 +107,8 @@ def main(argv=None):
         sys.exit('error: --out must be a .pkl file')
 
     try:
-        prepare_run(cfg, args.launcher, splits=('test',),
-                    allow_cpu_dist=args.allow_cpu_dist)
+        prepare_datasets(cfg, splits=('test',))
+        prepare_run(cfg, args.launcher, allow_cpu_dist=args.allow_cpu_dist)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
 

@@ -22,6 +22,7 @@ from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
 
 import mmdet_alwa  # noqa: E402,F401  (registers our modules)
 from mmdet_alwa.engine.optimizers import amp_optim_wrapper_type  # noqa: E402
+from mmdet_alwa.datasets import prepare_datasets  # noqa: E402
 from mmdet_alwa.utils import (load_tool_config, prepare_run,  # noqa: E402
                               safe_checkpoint_loading)
 
@@ -84,8 +85,8 @@ def main(argv=None):
         cfg.resume, cfg.load_from = True, args.resume
 
     try:
-        prepare_run(cfg, args.launcher, splits=('train', 'val'),
-                    allow_cpu_dist=args.allow_cpu_dist)
+        prepare_datasets(cfg, splits=('train', 'val'))
+        prepare_run(cfg, args.launcher, allow_cpu_dist=args.allow_cpu_dist)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
 

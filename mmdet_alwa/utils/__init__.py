@@ -1,10 +1,7 @@
 from .checkpoint_safety import (CHECKPOINT_SAFE_GLOBALS,
                                 safe_checkpoint_loading)
-from .data_check import (check_dataset_paths, iter_leaf_datasets,
-                         missing_dataset_paths)
 from .dist_utils import setup_cpu_distributed
 from .launch import load_tool_config, prepare_run
 
-__all__ = ['check_dataset_paths', 'iter_leaf_datasets', 'missing_dataset_paths',
-           'setup_cpu_distributed', 'prepare_run', 'load_tool_config',
+__all__ = ['setup_cpu_distributed', 'prepare_run', 'load_tool_config',
            'safe_checkpoint_loading', 'CHECKPOINT_SAFE_GLOBALS']

@@ -1,33 +1,23 @@
-"""What tools/train.py and tools/test.py do before building the Runner."""
+"""What tools/train.py and tools/test.py do before building the Runner
+(after :func:`mmdet_alwa.datasets.prepare_datasets`)."""
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Optional
 
 from mmengine.config import Config
 
 from ..compat import register_torchvision_fallback
-from .data_check import check_dataset_paths
 from .dist_utils import setup_cpu_distributed
 
 
-def prepare_run(cfg: Config, launcher: str, splits: Sequence[str],
+def prepare_run(cfg: Config, launcher: str,
                 allow_cpu_dist: bool = False) -> None:
-    """Generate built-in data, check dataset paths, resolve
-    ``torchvision://`` checkpoints without torchvision
+    """Resolve ``torchvision://`` checkpoints without torchvision
     (:func:`mmdet_alwa.compat.register_torchvision_fallback`), set up CPU DDP.
 
     ``allow_cpu_dist`` (the tools' ``--allow-cpu-dist``) lets distributed
     training run on CPU processes although the environment says GPUs were
     expected (see :func:`~mmdet_alwa.utils.dist_utils.setup_cpu_distributed`).
-
-    A config that names ``demo_data = dict(**generator_args)`` gets that
-    dataset generated into its ``data_root`` on first use (see
-    :func:`mmdet_alwa.datasets.demo_data.ensure_demo_dataset`).
     """
-    if cfg.get('demo_data'):
-        from mmdet_alwa.datasets.demo_data import ensure_demo_dataset
-        ensure_demo_dataset(cfg.get('data_root', 'data/demo/'),
-                            **cfg.demo_data)
-    check_dataset_paths(cfg, tuple(splits))
     # mmdet's ImageNet init_cfg (torchvision://resnet50) without torchvision
     register_torchvision_fallback()
     setup_cpu_distributed(cfg, launcher, allow_cpu=allow_cpu_dist)

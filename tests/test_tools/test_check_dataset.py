@@ -172,7 +172,7 @@ def test_log_bins_always_increase():
 
 
 def test_walker_over_wrappers():
-    from mmdet_alwa.utils import iter_leaf_datasets
+    from mmdet_alwa.datasets.check import iter_leaf_datasets
     a, b, c = (dict(type='VOCDataset', ann_file=n) for n in 'abc')
     cfg = dict(type='RepeatDataset', times=2, dataset=dict(
         type='ConcatDataset', datasets=[

@@ -27,7 +27,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from _helpers import voc_xml
-from mmdet_alwa.datasets.dataset_check import check_dataset
+from mmdet_alwa.datasets.check import check_dataset
 
 CLASSES = ('dog', 'cat')
 W, H = 64, 48

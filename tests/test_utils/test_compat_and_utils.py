@@ -1,4 +1,5 @@
-"""Checkpoints under torch >= 2.6, torchvision:// and the launch helpers."""
+"""Checkpoints under torch >= 2.6, torchvision:// and the launch helpers
+(the dataset paths: tests/test_datasets/test_prepare_datasets.py)."""
 import numpy as np
 import pytest
 import torch
@@ -7,8 +8,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
 from mmdet_alwa.compat import register_torchvision_fallback
-from mmdet_alwa.utils import (check_dataset_paths, missing_dataset_paths,
-                              safe_checkpoint_loading, setup_cpu_distributed)
+from mmdet_alwa.utils import safe_checkpoint_loading, setup_cpu_distributed
 
 
 def test_mmengine_checkpoint_with_message_hub_loads(tmp_path):
@@ -24,22 +24,6 @@ def test_mmengine_checkpoint_with_message_hub_loads(tmp_path):
     with safe_checkpoint_loading():
         ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert ckpt['message_hub']['log_scalars']['loss'].current() == 1.5
-
-
-def test_missing_dataset_paths_walks_wrappers(tmp_path):
-    (tmp_path / 'voc' / 'VOC2007').mkdir(parents=True)
-    cfg = Config(dict(train_dataloader=dict(dataset=dict(
-        type='RepeatDataset', times=3, dataset=dict(
-            type='ConcatDataset', datasets=[
-                dict(data_root=str(tmp_path / 'voc'),
-                     ann_file='VOC2007/trainval.txt'),
-                dict(data_root=str(tmp_path / 'nowhere'),
-                     ann_file='x.txt')])))))
-    missing = missing_dataset_paths(cfg)
-    assert missing == [str(tmp_path / 'voc' / 'VOC2007/trainval.txt'),
-                       str(tmp_path / 'nowhere')]
-    with pytest.raises(FileNotFoundError, match='Preparing datasets'):
-        check_dataset_paths(cfg)
 
 
 def test_setup_cpu_distributed_is_a_no_op_without_launcher():

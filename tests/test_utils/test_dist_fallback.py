@@ -125,8 +125,8 @@ def test_opt_in_through_prepare_run(cpu_node, tmp_path):
     cfg = Config(dict(model_wrapper_cfg=dict(
         type='MMDistributedDataParallel', find_unused_parameters=True)))
     with pytest.raises(ValueError, match='SLURM_GPUS_ON_NODE=4 says'):
-        prepare_run(cfg, 'pytorch', splits=())
-    prepare_run(cfg, 'pytorch', splits=(), allow_cpu_dist=True)
+        prepare_run(cfg, 'pytorch')
+    prepare_run(cfg, 'pytorch', allow_cpu_dist=True)
     assert dist.get_backend() == 'gloo'
     assert cfg.model_wrapper_cfg == dict(type='MMDistributedDataParallel',
                                          find_unused_parameters=True,

@@ -32,8 +32,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.config import Config, DictAction
 
-from mmdet_alwa.datasets.dataset_check import (SPLITS, CheckReport,
-                                               check_dataset, format_report)
+from mmdet_alwa.datasets.check import (SPLITS, CheckReport, check_dataset,
+                                       format_report)
 
 
 def log_bins(v: np.ndarray, num: int = 40) -> np.ndarray:

@@ -4,13 +4,13 @@ mmdet's loaders drop, fix or keep bad annotations silently, and some data
 that looks fine breaks the build (an empty image list, a dataset whose
 images all lack objects, a COCO annotation without ``area``). This check
 walks the config's dataset wrappers (``ConcatDataset``, ``RepeatDataset``,
-``ClassBalancedDataset``... via ``mmdet_alwa.utils.iter_leaf_datasets``),
+``ClassBalancedDataset``... via :func:`.paths.iter_leaf_datasets`),
 reads each leaf's raw annotations with a reader that follows its mmdet
-loader (``check/readers.py``: one normalised record per box), grades every
-record with the rules (``check/rules.py``: error when mmdet's build or first
+loader (:mod:`.readers`: one normalised record per box), grades every
+record with the rules (:mod:`.rules`: error when mmdet's build or first
 pass over the data would fail or a zero-size box reaches the train losses,
 warning when the loader or the pipeline drops or fixes the item, info when
-it is kept as it is) and collects a report (``check/report.py``). Finally
+it is kept as it is) and collects a report (:mod:`.report`). Finally
 it builds the split's dataset with mmdet itself (``verify_build``) and
 reports any failure the rules did not foresee, so that the exit status of
 ``tools/misc/check_dataset.py`` is never "OK" for data that does not build.
@@ -25,11 +25,11 @@ from mmengine.config import Config
 from mmengine.fileio import get, get_local_path
 from mmengine.utils import ProgressBar
 
-from mmdet_alwa.utils.data_check import iter_leaf_datasets
-from .check.readers import AnnotationFileError, finite_box, reader_for
-from .check.report import ERROR, CheckReport, Finding, format_report
-from .check.rules import (LeafContext, box_findings, empty_leaf_finding,
-                          image_findings, pipeline_info)
+from .paths import iter_leaf_datasets
+from .readers import AnnotationFileError, finite_box, reader_for
+from .report import ERROR, CheckReport, Finding, format_report
+from .rules import (LeafContext, box_findings, empty_leaf_finding,
+                    image_findings, pipeline_info)
 
 __all__ = ['SPLITS', 'CheckReport', 'Finding', 'check_dataset',
            'format_report']

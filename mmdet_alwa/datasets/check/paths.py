@@ -1,5 +1,6 @@
 """Walk a config's dataset wrappers; early, readable errors for dataset
-paths that do not exist."""
+paths that do not exist (before the Runner: :func:`~mmdet_alwa.datasets.
+prepare_datasets`, called by tools/train.py and tools/test.py)."""
 import os.path as osp
 from typing import Iterator, List, Tuple
 
