@@ -34,3 +34,74 @@ def test_no_path_outside_the_repository():
                 open(path, encoding='utf-8').read().splitlines(), 1)
             if FORBIDDEN.search(line)]
     assert not hits, '\n'.join(hits)
+
+
+# Markdown links: [text](target) and ![alt](target); reference-style links
+# are not used in the docs.
+LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
+FENCE = re.compile(r'^(```|~~~)')
+
+
+def _headings(text):
+    """GitHub's anchors of a Markdown file's headings: lower case, every
+    character but letters, digits, spaces, '-' and '_' dropped, spaces to
+    '-', a repeated anchor suffixed -1, -2, ..."""
+    seen, anchors, fenced = {}, set(), False
+    for line in text.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        m = None if fenced else re.match(r'#{1,6} +(.*?) *#* *$', line)
+        if not m:
+            continue
+        slug = re.sub(r'[^\w\- ]', '', m.group(1).lower()).replace(' ', '-')
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        anchors.add(slug if n == 0 else f'{slug}-{n}')
+    return anchors
+
+
+def _links(text):
+    fenced = False
+    for i, line in enumerate(text.splitlines(), 1):
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced:
+            for m in LINK.finditer(re.sub(r'`[^`]*`', '', line)):
+                yield i, m.group(1)
+
+
+def test_github_anchor_rule():
+    # worked by hand from GitHub's rendering of these headings
+    text = ('# Checkpoints under torch >= 2.6\n'
+            "## DWA — Dynamic Weight Average (Liu et al., CVPR 2019), "
+            "`type='DWA'`\n## Notes\n## Notes\n```\n# not a heading\n```\n")
+    assert _headings(text) == {
+        'checkpoints-under-torch--26',
+        'dwa--dynamic-weight-average-liu-et-al-cvpr-2019-typedwa',
+        'notes', 'notes-1'}
+
+
+def test_relative_links_resolve():
+    """Every relative link of README.md, DEVELOPERS.md, CHANGELOG.md and
+    docs/*.md names a file of the repository and, with '#anchor' into a
+    Markdown file, one of its headings."""
+    pages = ['README.md', 'DEVELOPERS.md', 'CHANGELOG.md'] + [
+        osp.join('docs', f) for f in sorted(os.listdir(
+            osp.join(REPO_ROOT, 'docs'))) if f.endswith('.md')]
+    checked, broken = 0, []
+    for page in pages:
+        path = osp.join(REPO_ROOT, page)
+        for line, target in _links(open(path, encoding='utf-8').read()):
+            if re.match(r'[a-z]+:', target):  # http(s):, mailto:
+                continue
+            checked += 1
+            file, _, anchor = target.partition('#')
+            dest = osp.normpath(osp.join(osp.dirname(path), file)) \
+                if file else path
+            if not osp.exists(dest):
+                broken.append(f'{page}:{line}: {target} (no such file)')
+            elif anchor and dest.endswith('.md') and anchor not in \
+                    _headings(open(dest, encoding='utf-8').read()):
+                broken.append(f'{page}:{line}: {target} (no such heading)')
+    assert checked > 30
+    assert not broken, '\n'.join(broken)
