@@ -28,11 +28,12 @@ Cost: dense heads call their losses once per FPN level with every anchor
 rows of the iteration at once (one decode, one IoU); a cls call whose rows
 mostly count (no sampler: RetinaNet) is measured in place. That is the
 fastest on a CPU, but ``nonzero`` and the "mostly" test read the device: on
-a GPU each is a host sync. With ``compact=False`` every call is measured in
-place over all its rows, masked by the weights (``torch.where``), and
-nothing is read. The KPIs are the same: the counts are exact, and the IoUs
-are summed in float64, where adding them in other groupings gives the same
-sum (exactly, unless an IoU is below ~1e-6). ``compact='auto'`` (the
+a GPU each is a host sync. With ``compact=False`` every call keeps all its
+rows and their mask, and ``collect()`` measures each module's rows at once,
+masked by the weights (``torch.where``): nothing is read, and a dense head's
+five levels cost the kernels of one measurement. The KPIs are the same: the
+counts are exact, and the IoUs are summed in float64, where adding them in
+other groupings gives the same sum (exactly, unless an IoU is below ~1e-6). ``compact='auto'`` (the
 default) compacts on a CPU only.
 """
 import math
@@ -127,14 +128,19 @@ class KPIProvider(LossInputProvider):
                 target = (target[0] if isinstance(target, (tuple, list))
                           else target).reshape(-1)
             mask = sample_mask(weight, pred.size(0), pred.device)
-            if not self.compacts(pred.device) or (
-                    kind == 'cls'
-                    and 4 * int(mask.count_nonzero()) > pred.size(0)):
-                # in place, masked: no host read
+            task = self._task_of[name]
+            if not self.compacts(pred.device):
+                # every row with its mask, measured per module at once in
+                # collect(): no host read, and the kernels of one
+                # measurement per module instead of one per call (level)
+                self._rows.setdefault(name, (task, kind, module, head, []))[
+                    -1].append((pred.detach(), target, mask))
+                return None
+            if kind == 'cls' and 4 * int(mask.count_nonzero()) > pred.size(0):
+                # in place, masked
                 return self._measure_rows(name, kind, module, head, pred,
                                           target, mask)
             keep = mask.nonzero()[:, 0]
-            task = self._task_of[name]
             rows = self._rows.setdefault(name, (task, kind, module, head, []))
             # index_select: ~50x faster than boolean indexing
             rows[-1].append((pred.index_select(0, keep),
@@ -186,9 +192,11 @@ class KPIProvider(LossInputProvider):
         """Measure the rows the calls kept and add them to the stats."""
         with torch.no_grad():
             for name, (task, kind, module, head, calls) in self._rows.items():
-                pred, target = (torch.cat(parts) for parts in zip(*calls))
+                # (pred, target) rows kept, or (pred, target, mask): all rows
+                parts = [torch.cat(p) if len(p) > 1 else p[0]
+                         for p in zip(*calls)]
                 sums = as_stats(self._measure_rows(
-                    name, kind, module, head, pred, target), pred.device)
+                    name, kind, module, head, *parts), parts[0].device)
                 self.stats[task] = self.stats.get(task, 0) + sums
         self._rows = {}
 
