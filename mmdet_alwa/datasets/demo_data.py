@@ -21,6 +21,8 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from mmdet_alwa.weighting.validation import check_int
+
 DEMO_CLASSES = ('disc', 'square', 'triangle', 'bar', 'ring')
 _VERSION = 3  # bump when the generated content changes
 _MIN_VISIBLE = 0.6  # fraction of an object's pixels left visible
@@ -158,14 +160,12 @@ def generate_demo_dataset(out_dir: str,
     Returns:
         ``{'train': json_path, 'val': json_path}``.
     """
-    if num_train < 1 or num_val < 1:
-        raise ValueError(f'num_train and num_val must be >= 1, got '
-                         f'{num_train}, {num_val}')
+    check_int('num_train', num_train)
+    check_int('num_val', num_val)
     width, height = img_size
     if min(width, height) < 32:
         raise ValueError(f'img_size must be at least 32x32, got {img_size}')
-    if max_objects < 2:
-        raise ValueError(f'max_objects must be >= 2, got {max_objects}')
+    check_int('max_objects', max_objects, minimum=2)
     paths = {}
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     for split, count, offset in (('train', num_train, 0),

@@ -45,6 +45,8 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from mmdet_alwa.weighting.validation import check_range
+
 
 def multilabel_targets(dataset) -> np.ndarray:
     """(N, C) 0/1 matrix: image i has a box of class c (the label rule of
@@ -158,8 +160,7 @@ def split_holdout(num: int, fraction: float,
                   seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """Seeded random (train, validation) indices; ``fraction`` of ``num``
     (at least one image each when > 0) goes to validation."""
-    if not 0 <= fraction < 1:
-        raise ValueError(f'val_fraction must be in [0, 1), got {fraction}')
+    check_range('val_fraction', fraction, 0, 1, high_inclusive=False)
     perm = np.random.default_rng(seed).permutation(num)
     n_val = 0 if fraction == 0 else int(round(fraction * num))
     n_val = min(max(n_val, int(fraction > 0)), num - 1)

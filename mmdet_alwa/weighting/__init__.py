@@ -9,7 +9,7 @@ The public API::
 from a config dict such as ``dict(type='ALWA', variant=1, interval=100)``.
 """
 from .alwa import ALWA
-from .base import BaseWeighting, check_int, check_positive, check_range
+from .base import BaseWeighting
 from .dtp import DTP
 from .dwa import DWA
 from .gradnorm import GradNorm
@@ -17,6 +17,7 @@ from .guided import GuidedLoss
 from .registry import RULES, build_rule, register_rule
 from .tdb import TDB
 from .uncertainty import UncertaintyWeighting
+from .validation import check_int, check_positive, check_range
 
 __all__ = ['ALWA', 'DWA', 'DTP', 'GuidedLoss', 'UncertaintyWeighting',
            'GradNorm', 'TDB', 'BaseWeighting', 'RULES', 'register_rule',

@@ -33,39 +33,7 @@ from typing import (Any, ClassVar, Dict, List, Mapping, Optional, Sequence,
 
 import torch
 
-__all__ = ['BaseWeighting', 'check_positive', 'check_int', 'check_range']
-
-
-def check_positive(name: str, value: float) -> float:
-    """Return ``float(value)`` or raise ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f'{name} must be a finite number > 0, got {value!r}')
-    return float(value)
-
-
-def check_int(name: str, value: int, minimum: int = 1) -> int:
-    """Return ``value`` if it is an int >= ``minimum``, else ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f'{name} must be an integer >= {minimum}, got {value!r}')
-    return value
-
-
-def check_range(name: str, value: float, low: float, high: float,
-                low_inclusive: bool = True,
-                high_inclusive: bool = True) -> float:
-    """Return ``float(value)`` if it lies in the interval, else ``ValueError``."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
-    if ok:
-        ok = (value >= low if low_inclusive else value > low) and \
-             (value <= high if high_inclusive else value < high)
-    if not ok:
-        lb, rb = '[' if low_inclusive else '(', ']' if high_inclusive else ')'
-        raise ValueError(
-            f'{name} must be in {lb}{low}, {high}{rb}, got {value!r}')
-    return float(value)
+__all__ = ['BaseWeighting']
 
 
 class BaseWeighting(metaclass=ABCMeta):

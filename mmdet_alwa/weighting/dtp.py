@@ -8,7 +8,8 @@ import math
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from .registry import register_rule
-from .base import BaseWeighting, check_range
+from .base import BaseWeighting
+from .validation import check_range
 
 __all__ = ['DTP']
 

@@ -7,7 +7,8 @@ import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .registry import register_rule
-from .base import BaseWeighting, check_int, check_positive
+from .base import BaseWeighting
+from .validation import check_int, check_positive
 
 __all__ = ['DWA']
 

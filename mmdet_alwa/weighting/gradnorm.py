@@ -8,7 +8,8 @@ import math
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from .registry import register_rule
-from .base import BaseWeighting, check_positive, check_range
+from .base import BaseWeighting
+from .validation import check_int, check_positive, check_range
 
 __all__ = ['GradNorm']
 
@@ -99,11 +100,7 @@ class GradNorm(BaseWeighting):
                  min_weight: float = 1e-3, eps: float = 1e-12,
                  interval: int = 1) -> None:
         super().__init__(tasks)
-        if isinstance(interval, bool) or not isinstance(interval, int) \
-                or interval < 1:
-            raise ValueError(f'interval must be an int >= 1, got '
-                             f'{interval!r}')
-        self.interval = interval
+        self.interval = check_int('interval', interval)
         self.alpha = check_range('alpha', alpha, 0, math.inf)
         self.lr = check_positive('lr', lr)
         if lr_scale not in self.LR_SCALES:

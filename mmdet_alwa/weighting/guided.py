@@ -10,7 +10,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import torch
 
 from .registry import register_rule
-from .base import BaseWeighting, check_int, check_positive
+from .base import BaseWeighting
+from .validation import check_int, check_positive
 
 __all__ = ['GuidedLoss']
 

@@ -10,7 +10,8 @@ from typing import Any, Dict, List, Mapping, Sequence
 import torch
 
 from .registry import register_rule
-from .base import BaseWeighting, check_range
+from .base import BaseWeighting
+from .validation import check_range
 
 __all__ = ['UncertaintyWeighting']
 

@@ -24,6 +24,8 @@ from mmcv.transforms import BaseTransform, Compose
 from mmdet.registry import TRANSFORMS
 from mmengine.structures import BaseDataElement
 
+from mmdet_alwa.weighting.validation import check_int, check_range
+
 
 def _pair(value, name: str) -> Tuple[float, float]:
     lo, hi = (value, value) if np.isscalar(value) else tuple(value)
@@ -34,9 +36,7 @@ def _pair(value, name: str) -> Tuple[float, float]:
 
 
 def _check_prob(prob: float) -> float:
-    if not 0 <= prob <= 1:
-        raise ValueError(f'prob must be in [0, 1], got {prob!r}')
-    return float(prob)
+    return check_range('prob', prob, 0, 1)
 
 
 def _adjust_hue(img: np.ndarray, shift: float) -> np.ndarray:
@@ -133,10 +133,8 @@ class ColorJitter(BaseTransform):
                  prob: float = 0.8) -> None:
         for name, v in dict(brightness=brightness, contrast=contrast,
                             saturation=saturation).items():
-            if not v >= 0:
-                raise ValueError(f'{name} must be >= 0, got {v!r}')
-        if not 0 <= hue <= 0.5:
-            raise ValueError(f'hue must be in [0, 0.5], got {hue!r}')
+            check_range(name, v, 0, math.inf, high_inclusive=False)
+        check_range('hue', hue, 0, 0.5)
         self.brightness, self.contrast = brightness, contrast
         self.saturation, self.hue = saturation, hue
         self.prob = _check_prob(prob)
@@ -177,10 +175,9 @@ class GaussianBlur(BaseTransform):
                  kernel_size: int = 23,
                  sigma: Tuple[float, float] = (0.1, 2.0),
                  prob: float = 1.0) -> None:
-        if not (isinstance(kernel_size, int) and kernel_size > 0
-                and kernel_size % 2 == 1):
+        if check_int('kernel_size', kernel_size) % 2 == 0:
             raise ValueError(
-                f'kernel_size must be a positive odd int, got {kernel_size!r}')
+                f'kernel_size must be odd, got {kernel_size!r}')
         self.kernel_size = kernel_size
         self.sigma = _pair(sigma, 'sigma')
         if self.sigma[0] <= 0:
@@ -206,9 +203,7 @@ class MultiView(BaseTransform):
     """
 
     def __init__(self, transforms: Sequence[dict], num_views: int = 2) -> None:
-        if not (isinstance(num_views, int) and num_views >= 1):
-            raise ValueError(f'num_views must be an int >= 1, got {num_views!r}')
-        self.num_views = num_views
+        self.num_views = check_int('num_views', num_views)
         self.pipeline = Compose(
             [TRANSFORMS.build(t) if isinstance(t, dict) else t
              for t in transforms])

@@ -9,6 +9,7 @@ from mmengine.hooks import Hook
 from mmdet.registry import HOOKS
 from mmdet_alwa.datasets.transforms.counting_filter import \
     CountingFilterAnnotations
+from mmdet_alwa.weighting.validation import check_int
 
 BOXES_KEY = 'train/filtered_gt_boxes'
 
@@ -54,11 +55,7 @@ class FilteredAnnotationsHook(Hook):
     priority = 'LOW'
 
     def __init__(self, interval: int = 50) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int) \
-                or interval < 1:
-            raise ValueError(f'interval must be an integer >= 1, '
-                             f'got {interval!r}')
-        self.interval = interval
+        self.interval = check_int('interval', interval)
         self._filters: List[CountingFilterAnnotations] = []
         self._before = 0
         self._warned = False

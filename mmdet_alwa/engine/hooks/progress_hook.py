@@ -19,6 +19,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
 from mmdet.registry import HOOKS
+from mmdet_alwa.weighting.validation import check_int
 
 #: message-hub keys shown as α: the weight of each balancing hook
 ALPHA_KEY = re.compile(r'^train/(.+)/alpha$')
@@ -54,11 +55,7 @@ class RichProgressHook(Hook):
 
     def __init__(self, window: int = 10, console: Optional[Console] = None,
                  redirect_stdout: bool = True) -> None:
-        if isinstance(window, bool) or not isinstance(window, int) \
-                or window < 1:
-            raise ValueError(f'window must be an integer >= 1, '
-                             f'got {window!r}')
-        self.window = window
+        self.window = check_int('window', window)
         self.console = console
         self.redirect_stdout = bool(redirect_stdout)
         self._progress: Optional[Progress] = None

@@ -67,6 +67,7 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from torch import nn
 
 from mmdet.registry import OPTIM_WRAPPERS
+from mmdet_alwa.weighting.validation import check_int
 from .buffer_snapshot import BufferSnapshot
 
 __all__ = ['NonFiniteLossError', 'NonFiniteGuardOptimWrapper',
@@ -109,11 +110,7 @@ class NonFiniteGuardMixin:
         if nonfinite_policy not in POLICIES:
             raise ValueError(f'nonfinite_policy must be one of {POLICIES}, '
                              f'got {nonfinite_policy!r}')
-        if isinstance(max_consecutive_skips, bool) or \
-                not isinstance(max_consecutive_skips, int) or \
-                max_consecutive_skips < 1:
-            raise ValueError(f'max_consecutive_skips must be an integer >= 1, '
-                             f'got {max_consecutive_skips!r}')
+        check_int('max_consecutive_skips', max_consecutive_skips)
         super().__init__(*args, **kwargs)
         self.nonfinite_policy = nonfinite_policy
         self.max_consecutive_skips = max_consecutive_skips

@@ -31,6 +31,7 @@ batch for equal and unequal batches alike. Without gathering
 (``gather_distributed=False``) each rank's loss is its local mean with local
 negatives only.
 """
+import math
 from typing import List, Tuple
 
 import torch
@@ -38,6 +39,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor, nn
+
+from mmdet_alwa.weighting.validation import check_positive, check_range
 
 
 class _GatherWithGrad(torch.autograd.Function):
@@ -115,14 +118,9 @@ class NTXentLoss(nn.Module):
                  loss_weight: float = 1.0,
                  gather_distributed: bool = True) -> None:
         super().__init__()
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(
-                f'temperature must be a number > 0, got {temperature!r}')
-        if not isinstance(loss_weight, (int, float)) or not loss_weight >= 0:
-            raise ValueError(
-                f'loss_weight must be a number >= 0, got {loss_weight!r}')
-        self.temperature = float(temperature)
-        self.loss_weight = float(loss_weight)
+        self.temperature = check_positive('temperature', temperature)
+        self.loss_weight = check_range('loss_weight', loss_weight, 0,
+                                       math.inf, high_inclusive=False)
         self.gather_distributed = bool(gather_distributed)
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:

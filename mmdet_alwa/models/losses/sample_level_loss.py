@@ -24,7 +24,7 @@ from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from mmdet_alwa.weighting.base import check_positive, check_range
+from mmdet_alwa.weighting.validation import check_positive, check_range
 
 __all__ = ['SampleLevelBalancedLoss']
 

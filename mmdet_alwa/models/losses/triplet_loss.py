@@ -28,7 +28,7 @@ import torch
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from mmdet_alwa.weighting.base import check_positive, check_range
+from mmdet_alwa.weighting.validation import check_positive, check_range
 
 __all__ = [
     'pairwise_distances', 'batch_all_triplet_loss', 'batch_hard_triplet_loss',

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from mmdet_alwa.models.utils.box_shape import (assign_box_labels,
                                                load_box_clusters)
+from mmdet_alwa.weighting.validation import check_int
 
 _BRANCH = 'triplet_branch.'
 #: key of the branch's weights in the checkpoint's state-dict metadata
@@ -214,11 +215,8 @@ class TripletRoIHead(StandardRoIHead):
                              'cluster_boxes.py) is required when '
                              'loss_triplet.box_weight > 0')
         self.box_clusters = box_clusters
-        if num_box_labels is not None and (
-                not isinstance(num_box_labels, int) or num_box_labels < 1):
-            raise ValueError('num_box_labels must be a positive int or None, '
-                             f'got {num_box_labels!r}')
-        self.num_box_labels = num_box_labels
+        self.num_box_labels = None if num_box_labels is None \
+            else check_int('num_box_labels', num_box_labels)
         self._clusters = None  # the JSON as tensors, read when first needed
         self._gt_box_labels = None  # per image, during loss() only
         if embed_in_channels is None:
@@ -230,9 +228,7 @@ class TripletRoIHead(StandardRoIHead):
         if embed_channels is not None:
             sizes['embed_channels'] = embed_channels
         for name, value in sizes.items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f'{name} must be a positive int, got {value!r}')
+            check_int(name, value)
         self.triplet_branch = nn.Sequential() if embed_channels is None \
             else nn.Sequential(
                 nn.Linear(embed_in_channels, embed_hidden_channels),

@@ -20,6 +20,8 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModel, ImgDataPreprocessor
 from torch import Tensor, nn
 
+from mmdet_alwa.weighting.validation import check_int
+
 
 @MODELS.register_module()
 class SimCLRDataPreprocessor(ImgDataPreprocessor):
@@ -69,10 +71,8 @@ class SimCLR(BaseModel):
                  loss: dict = dict(type='NTXentLoss', temperature=0.5),
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        for name, v in dict(projector_hidden=projector_hidden,
-                            projector_out=projector_out).items():
-            if not (isinstance(v, int) and v > 0):
-                raise ValueError(f'{name} must be an int > 0, got {v!r}')
+        check_int('projector_hidden', projector_hidden)
+        check_int('projector_out', projector_out)
         if data_preprocessor is None:
             data_preprocessor = dict(type='SimCLRDataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor,

@@ -43,6 +43,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from mmdet_alwa.registry import SIGNAL_PROVIDERS
+from mmdet_alwa.weighting.validation import check_int
 
 __all__ = ['SignalProvider', 'SIGNAL_PROVIDERS', 'register_signal_provider',
            'build_signal_provider']
@@ -70,11 +71,7 @@ class SignalProvider:
     optim_wrapper: Any = None
 
     def __init__(self, warn_after: int = 50) -> None:
-        if isinstance(warn_after, bool) or not isinstance(warn_after, int) \
-                or warn_after < 1:
-            raise ValueError(f'warn_after must be a positive int, got '
-                             f'{warn_after!r}')
-        self.warn_after = warn_after
+        self.warn_after = check_int('warn_after', warn_after)
         self._empty_iters: Dict[str, int] = {}
         self._warned: set = set()
 
