@@ -65,6 +65,24 @@ def _zero(embeddings: Tensor) -> Tensor:
     return embeddings.sum() * 0
 
 
+def _triplet_masks(embeddings: Tensor, labels: Tensor
+                   ) -> Optional[Tuple[Tensor, Tensor, Tensor]]:
+    """``(distances, positive mask, negative mask)``, each ``(N, N)``, of
+    checked inputs; None for fewer than 3 embeddings (no triplet).
+
+    ``positive[a, p]``: same label and ``p != a``; ``negative[a, n]``:
+    another label.
+    """
+    _check_inputs(embeddings, labels)
+    if embeddings.size(0) < 3:
+        return None
+    dist = pairwise_distances(embeddings)
+    same = labels[:, None] == labels[None, :]
+    pos_mask = same & ~torch.eye(
+        labels.numel(), dtype=torch.bool, device=labels.device)
+    return dist, pos_mask, ~same
+
+
 def batch_all_triplet_loss(embeddings: Tensor, labels: Tensor,
                            margin: float) -> Tuple[Tensor, Tensor]:
     """Mean of Eq. 1 over the positive valid triplets.
@@ -77,14 +95,10 @@ def batch_all_triplet_loss(embeddings: Tensor, labels: Tensor,
     search, and the triplets contribute ``c * (d(a, p) + m) - S``
     (``O(N^2 log N)`` time, ``O(N^2)`` memory, the same gradients).
     """
-    _check_inputs(embeddings, labels)
-    if embeddings.size(0) < 3:
+    masks = _triplet_masks(embeddings, labels)
+    if masks is None:
         return _zero(embeddings), embeddings.new_zeros(())
-    dist = pairwise_distances(embeddings)
-    same = labels[:, None] == labels[None, :]
-    pos_mask = same & ~torch.eye(
-        labels.numel(), dtype=torch.bool, device=labels.device)
-    neg_mask = ~same
+    dist, pos_mask, neg_mask = masks
     neg_sorted = torch.where(neg_mask, dist,
                              dist.new_full((), float('inf'))).sort(dim=1)[0]
     finite = torch.isfinite(neg_sorted)
@@ -110,14 +124,10 @@ def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor,
     Returns ``(mean over the anchors that have a positive and a negative,
     fraction of those anchors whose loss is positive)``.
     """
-    _check_inputs(embeddings, labels)
-    if embeddings.size(0) < 3:
+    masks = _triplet_masks(embeddings, labels)
+    if masks is None:
         return _zero(embeddings), embeddings.new_zeros(())
-    dist = pairwise_distances(embeddings)
-    same = labels[:, None] == labels[None, :]
-    pos_mask = same & ~torch.eye(
-        labels.numel(), dtype=torch.bool, device=labels.device)
-    neg_mask = ~same
+    dist, pos_mask, neg_mask = masks
     anchors = pos_mask.any(1) & neg_mask.any(1)
     if not anchors.any():
         return _zero(embeddings), embeddings.new_zeros(())
