@@ -162,3 +162,17 @@ def test_gpu_check_quick_probes_hold_the_read_budget(tmp_path):
     assert 'not measured on cpu' in (tmp_path / 'amp.md').read_text()
     assert '| probes (syncs, AMP) | ok |' in (
         tmp_path / 'summary.md').read_text()
+
+
+def test_count_ops_counts_aten_operations():
+    """Hand-counted: ``a + b`` then ``.sum()`` are two ATen operations."""
+    path = osp.join(osp.dirname(_PATH), 'count_ops.py')
+    spec = importlib.util.spec_from_file_location('count_ops', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import torch
+    a, b = torch.ones(3), torch.ones(3)
+    counter = module.OpCounter()
+    with counter:
+        (a + b).sum()
+    assert counter.count == 2
