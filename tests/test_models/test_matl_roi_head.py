@@ -228,28 +228,6 @@ def test_checkpoint_loads_strictly_into_plain_mmdet(tiny_data, tmp_path,
         load_state_dict(MODELS.build(cfg.model), sd, strict=True)
 
 
-def test_first_version_checkpoint_loads_into_the_roi_variant(tiny_data,
-                                                             tmp_path):
-    """The first head saved Pool, Flatten, Linear, ReLU, Linear as
-    triplet_branch.{2,4} and no embedding in the metadata."""
-    cfg = _cfg(tiny_data, tmp_path, 'roi')
-    model = MODELS.build(cfg.model)
-    sd = model.state_dict()
-    meta = sd._metadata['roi_head']
-    del meta[EMBED_META_KEY]
-    old = meta[META_KEY]
-    meta[META_KEY] = {k.replace('branch.2.', 'branch.4.').replace(
-        'branch.0.', 'branch.2.'): v for k, v in old.items()}
-    fresh = MODELS.build(cfg.model)
-    load_state_dict(fresh, sd, strict=True)
-    for i in (0, 2):
-        assert torch.equal(fresh.roi_head.triplet_branch[i].weight,
-                           model.roi_head.triplet_branch[i].weight)
-    cfg.model.roi_head.embedding = 'shared'
-    with pytest.raises(ValueError, match="embedding='roi'"):
-        load_state_dict(MODELS.build(cfg.model), sd, strict=True)
-
-
 def test_heads_without_a_shared_layer_are_refused(tiny_data, tmp_path):
     cfg = _cfg(tiny_data, tmp_path, 'shared')
     cfg.model.roi_head.bbox_head = dict(

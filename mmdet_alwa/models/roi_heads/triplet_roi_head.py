@@ -31,12 +31,9 @@ from mmdet_alwa.weighting.validation import check_int
 _BRANCH = 'triplet_branch.'
 #: key of the branch's weights in the checkpoint's state-dict metadata
 META_KEY = 'mmdet_alwa_triplet_branch'
-#: key of the branch's ``embedding`` in that metadata (absent: ``'roi'``,
-#: the only variant before the shared one)
+#: key of the branch's ``embedding`` in that metadata
 EMBED_META_KEY = 'mmdet_alwa_triplet_embedding'
 EMBEDDINGS = ('shared', 'roi')
-#: the first version's branch was Pool, Flatten, Linear, ReLU, Linear
-_LEGACY_LINEARS = {'2': '0', '4': '2'}
 
 
 def shared_layer(bbox_head: nn.Module) -> Tuple[str, nn.Module]:
@@ -96,12 +93,6 @@ def _shared_channels(bbox_head: nn.Module) -> int:
     name, layer = shared_layer(bbox_head)
     return layer.out_features if name.startswith('shared_fcs') \
         else layer.conv.out_channels
-
-
-def _legacy_key(key: str) -> str:
-    """A first-version branch key in today's numbering."""
-    index, rest = key[len(_BRANCH):].split('.', 1)
-    return f'{_BRANCH}{_LEGACY_LINEARS.get(index, index)}.{rest}'
 
 
 def _stash_branch(module: nn.Module, state_dict: dict, prefix: str,
@@ -241,16 +232,13 @@ class TripletRoIHead(StandardRoIHead):
         # put the stashed branch back where its submodules look for it;
         # checkpoints of plain mmdet leave it missing (a warning)
         stash = local_metadata.get(META_KEY, {})
-        # the first version (no EMBED_META_KEY) had only the RoI variant
-        trained = local_metadata.get(EMBED_META_KEY, 'roi')
+        trained = local_metadata.get(EMBED_META_KEY)
         if stash and trained != self.embedding:
             raise ValueError(
                 f'the checkpoint\'s triplet branch was trained with '
                 f'embedding={trained!r}, this TripletRoIHead has '
                 f'embedding={self.embedding!r}: set '
                 f'model.roi_head.embedding={trained!r}')
-        if EMBED_META_KEY not in local_metadata:
-            stash = {_legacy_key(k): v for k, v in stash.items()}
         # the stash is on the CPU; back to where the module is (also for
         # load_state_dict(assign=True), which does not copy)
         own = dict(self.triplet_branch.named_parameters(prefix=_BRANCH[:-1]))
