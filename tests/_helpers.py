@@ -6,6 +6,7 @@ and heads, 96x64 images, an iteration-based loop, no pretrained weights. The
 architecture (detector type, heads, losses, custom hooks) is left as the
 config defines it, so the tests exercise the real code paths.
 """
+import importlib.util
 import os
 import os.path as osp
 import json
@@ -29,6 +30,23 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_IMG = (96, 64)
 TINY_WIDTH = 16          # ResNet base channels (64 in the real model)
 TINY_FPN = 32            # FPN/head channels (256 in the real model)
+
+
+def load_tool(path: str, name: Optional[str] = None):
+    """The script at ``path`` (relative to the repository root, e.g.
+    ``'tools/train.py'`` or ``'benchmarks/common.py'``) as a module named
+    ``name`` (default: the file's name), its ``__main__`` block not run.
+
+    Scripts are not importable by package path (``tools/`` has no
+    ``__init__``; mmdet's layout), and the module is not put in
+    ``sys.modules``: each call loads a fresh copy.
+    """
+    path = path if osp.isabs(path) else osp.join(REPO_ROOT, path)
+    spec = importlib.util.spec_from_file_location(
+        name or osp.splitext(osp.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_tiny_data(root: str, num_train: int = 8, num_val: int = 4,

@@ -1,15 +1,12 @@
 """benchmarks/common.py: the interleaved timer, its ratios and the flags."""
-import importlib.util
 import os.path as osp
 from contextlib import nullcontext
 
 import pytest
 
-_PATH = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                 'benchmarks', 'common.py')
-_spec = importlib.util.spec_from_file_location('bench_common', _PATH)
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
+from _helpers import REPO_ROOT, load_tool
+
+common = load_tool('benchmarks/common.py', 'bench_common')
 
 
 def test_interleave_rotates_and_takes_medians():
@@ -73,11 +70,11 @@ def test_flags():
 
 def _bench_balancers():
     import sys
-    sys.path.insert(0, osp.dirname(_PATH))
+    sys.path.insert(0, osp.join(REPO_ROOT, 'benchmarks'))
     try:
         import bench_balancers
     finally:
-        sys.path.remove(osp.dirname(_PATH))
+        sys.path.remove(osp.join(REPO_ROOT, 'benchmarks'))
     return bench_balancers
 
 
@@ -109,11 +106,7 @@ def test_hook_clock_counts_the_balancers_own_calls():
 
 
 def _load_gpu_check():
-    path = osp.join(osp.dirname(_PATH), 'gpu_check.py')
-    spec = importlib.util.spec_from_file_location('gpu_check', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('benchmarks/gpu_check.py')
 
 
 def test_gpu_check_attributes_a_sync_to_the_calling_line(tmp_path):
@@ -127,9 +120,7 @@ def test_gpu_check_attributes_a_sync_to_the_calling_line(tmp_path):
     user.write_text('import warnings\n\n\ndef call():\n'
                     "    warnings.warn('called a synchronizing CUDA "
                     "operation')\n")
-    spec = importlib.util.spec_from_file_location('user_code', str(user))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool(str(user))
     seen = []
 
     def show(message, category, filename, lineno, file=None, line=None):
@@ -166,10 +157,7 @@ def test_gpu_check_quick_probes_hold_the_read_budget(tmp_path):
 
 def test_count_ops_counts_aten_operations():
     """Hand-counted: ``a + b`` then ``.sum()`` are two ATen operations."""
-    path = osp.join(osp.dirname(_PATH), 'count_ops.py')
-    spec = importlib.util.spec_from_file_location('count_ops', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool('benchmarks/count_ops.py')
     import torch
     a, b = torch.ones(3), torch.ones(3)
     counter = module.OpCounter()

@@ -1,16 +1,11 @@
 """Smoke run of benchmarks/fault_drill.py: a few iterations with one fault
 of each kind and a kill + resume, through tools/train.py."""
-import importlib.util
-import os.path as osp
 
 import pytest
 
-from _helpers import REPO_ROOT
+from _helpers import load_tool
 
-_spec = importlib.util.spec_from_file_location(
-    'fault_drill', osp.join(REPO_ROOT, 'benchmarks', 'fault_drill.py'))
-drill = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(drill)
+drill = load_tool('benchmarks/fault_drill.py')
 
 
 def test_plan_spreads_faults_and_kills_between_checkpoints():

@@ -1,6 +1,5 @@
 """MATL's TripletRoIHead in real mmengine training runs on tiny data."""
 import copy
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -10,7 +9,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import load_state_dict
 from mmdet.registry import MODELS
 
-from _helpers import REPO_ROOT, config_path, tiny_cfg
+from _helpers import config_path, load_tool, tiny_cfg
 from mmdet_alwa.models.roi_heads.triplet_roi_head import META_KEY
 from mmdet_alwa.utils import safe_checkpoint_loading
 
@@ -18,12 +17,7 @@ CFG = 'configs/matl/faster_rcnn_r50_matl_voc.py'
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'cluster_boxes',
-        osp.join(REPO_ROOT, 'tools/analysis_tools/cluster_boxes.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool('tools/analysis_tools/cluster_boxes.py')
 
 
 @pytest.fixture(scope='module')

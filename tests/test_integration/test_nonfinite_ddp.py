@@ -14,16 +14,14 @@ its own values from before the bad iteration; ``num_batches_tracked`` counts
 the same forward passes on both.
 """
 import copy
-import importlib.util
 import math
-import os.path as osp
 
 import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from _helpers import REPO_ROOT, dist_run, make_ddp_cfg, tiny_cfg
+from _helpers import dist_run, load_tool, make_ddp_cfg, tiny_cfg
 from mmdet_alwa.engine.optimizers import NonFiniteLossError
 
 CONFIG = 'configs/_base_/faster_rcnn_r50_voc.py'
@@ -184,11 +182,7 @@ def _matl_worker(rank, world_size, data, work_dir, box_labels):
 
 
 def test_matl_head_state_identical_on_ranks(tiny_data, tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        'cluster_boxes',
-        osp.join(REPO_ROOT, 'tools/analysis_tools/cluster_boxes.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/analysis_tools/cluster_boxes.py')
     cfg = tiny_cfg(MATL, str(tmp_path), tiny_data)
     cfg.dump(str(tmp_path / 'cfg.py'))
     labels = str(tmp_path / 'box_labels.json')

@@ -3,7 +3,6 @@ through ``load_from``, ``--resume`` or ``tools/test.py``; a real checkpoint of
 our Runner needs nothing beyond the allow-list; ``tools/test.py`` refuses a
 checkpoint that is not one of the model."""
 import fractions
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -16,7 +15,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from _helpers import REPO_ROOT, tiny_cfg
+from _helpers import REPO_ROOT, load_tool, tiny_cfg
 from mmdet_alwa.utils import safe_checkpoint_loading
 from mmdet_alwa.utils.checkpoint_safety import (CHECKPOINT_SAFE_GLOBALS,
                                                 TORCH_FORCE_SAFE,
@@ -43,11 +42,7 @@ def _own(*argv):
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(f'tools/{name}.py', f'tool_{name}')
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,10 @@
 """SimCLR through mmengine's Runner on generated data, and its backbone in a
 detector (tiny: ResNet-18 at 1/4 width, 32 px views, a few iterations)."""
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
-from _helpers import REPO_ROOT, TINY_WIDTH, config_path, tiny_cfg
+from _helpers import TINY_WIDTH, config_path, load_tool, tiny_cfg
 from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
@@ -123,10 +122,7 @@ def test_checkpoint_initialises_detector_backbone(simclr_run, tiny_data,
 
 def test_exported_backbone_initialises_detector(simclr_run, tiny_data,
                                                 tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        'export_backbone', osp.join(REPO_ROOT, 'tools/misc/export_backbone.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/misc/export_backbone.py')
     out = str(tmp_path / 'backbone.pth')
     tool.main([simclr_run['checkpoint'], out])
     # a plain-tensor file: loads with torch's safe default

@@ -3,7 +3,6 @@ and COCO data with planted mistakes: each is reported with its file and
 severity, and the exit status says whether training would break. The
 agreement of every verdict with mmdet's own build + pipeline is in
 test_check_dataset_vs_loader.py."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -14,13 +13,10 @@ import sys
 import cv2
 import pytest
 
-from _helpers import REPO_ROOT, make_tiny_voc, voc_xml
+from _helpers import REPO_ROOT, load_tool, make_tiny_voc, voc_xml
 from mmdet_alwa.datasets.demo_data import DEMO_CLASSES
 
-spec = importlib.util.spec_from_file_location(
-    'check_dataset', osp.join(REPO_ROOT, 'tools/misc/check_dataset.py'))
-tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tool)
+tool = load_tool('tools/misc/check_dataset.py')
 
 VOC_CFG = """
 data_root = {root!r}

@@ -26,7 +26,7 @@ from mmdet.registry import DATASETS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from _helpers import voc_xml
+from _helpers import load_tool, voc_xml
 from mmdet_alwa.datasets.check import check_dataset
 
 CLASSES = ('dog', 'cat')
@@ -344,13 +344,7 @@ def test_tool_exit_status_on_tiny_data(name, one_class, tmp_path):
     one image per dataset, one box or none; exit 1 exactly when mmdet's
     build + pipeline fails (with one class, VOC2012's only image has no
     box of it: that sub-dataset is empty)."""
-    import importlib.util
-    from _helpers import REPO_ROOT
-    spec = importlib.util.spec_from_file_location(
-        'check_dataset_tool',
-        osp.join(REPO_ROOT, 'tools/misc/check_dataset.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/misc/check_dataset.py')
     kind, kwargs, _ = CASES[name]
     build = voc_case if kind == 'voc' else coco_case
     cfg, n_images, n_boxes = build(str(tmp_path / 'data'),

@@ -22,14 +22,12 @@ import pytest
 import torch
 
 import mmdet_alwa
-from _helpers import REPO_ROOT
+from _helpers import REPO_ROOT, load_tool
 from mmdet_alwa.utils import env_check
 from mmdet_alwa.utils.dist_utils import ALLOW_CPU_DIST_ENV, SLURM_GPU_VARS
 
 TOOL = osp.join(REPO_ROOT, 'tools/misc/check_install.py')
-spec = importlib.util.spec_from_file_location('check_install', TOOL)
-tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tool)
+tool = load_tool(TOOL)
 
 GPU_VARS = ('CUDA_VISIBLE_DEVICES', ALLOW_CPU_DIST_ENV) + SLURM_GPU_VARS
 CPU_ONLY = pytest.mark.skipif(torch.cuda.is_available(),

@@ -1,5 +1,4 @@
 """tools/analysis_tools/cluster_boxes.py on generated data."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -7,15 +6,11 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from _helpers import REPO_ROOT, make_tiny_voc, voc_xml
+from _helpers import load_tool, make_tiny_voc, voc_xml
 from mmdet_alwa.datasets.demo_data import DEMO_CLASSES
 from mmdet_alwa.models.utils.box_shape import load_box_clusters
 
-_spec = importlib.util.spec_from_file_location(
-    'cluster_boxes',
-    osp.join(REPO_ROOT, 'tools/analysis_tools/cluster_boxes.py'))
-cluster_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cluster_tool)
+cluster_tool = load_tool('tools/analysis_tools/cluster_boxes.py')
 
 
 def _blobs(rng, n):

@@ -1,7 +1,6 @@
 """tools/experiments/collect_table.py on hand-made result folders; every
 expected number is worked out by hand in the comments."""
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -10,15 +9,11 @@ import os.path as osp
 import matplotlib.image as mpimg
 import pytest
 
-from _helpers import REPO_ROOT
+from _helpers import load_tool
 
 
 def _load(name):
-    path = osp.join(REPO_ROOT, 'tools', 'experiments', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'tools/experiments/{name}.py')
 
 
 collect_table = _load('collect_table')

@@ -1,21 +1,16 @@
 import glob
-import importlib.util
 import os.path as osp
 
 import mmcv
 import numpy as np
-from _helpers import REPO_ROOT, tiny_cfg
+from _helpers import load_tool, tiny_cfg
 
 
 def test_mean_std_of_training_images(tiny_data, tmp_path):
     cfg = tiny_cfg('configs/_base_/faster_rcnn_r50_voc.py', str(tmp_path),
                    tiny_data)
     cfg.dump(str(tmp_path / 'cfg.py'))
-    spec = importlib.util.spec_from_file_location(
-        'dataset_mean_std',
-        osp.join(REPO_ROOT, 'tools/analysis_tools/dataset_mean_std.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/analysis_tools/dataset_mean_std.py')
     mean, std = tool.main([str(tmp_path / 'cfg.py')])
     pixels = np.concatenate([
         mmcv.imread(p, channel_order='rgb').reshape(-1, 3)

@@ -1,17 +1,12 @@
 """tools/demo.py end to end on a tiny version of the demo (ALWA_1 config)."""
-import importlib.util
 import json
 import os.path as osp
 
-from _helpers import REPO_ROOT, tiny_demo_options
+from _helpers import load_tool, tiny_demo_options
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location(
-        'demo_tool', osp.join(REPO_ROOT, 'tools', 'demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/demo.py', 'demo_tool')
 
 
 def test_demo_generates_trains_evaluates_and_visualises(tmp_path, capsys):

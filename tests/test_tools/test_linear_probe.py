@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import os.path as osp
 
@@ -6,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _helpers import REPO_ROOT, TINY_WIDTH, tiny_cfg, voc_xml
+from _helpers import TINY_WIDTH, load_tool, tiny_cfg, voc_xml
 from mmdet.registry import DATASETS, MODELS
 from mmengine.registry import init_default_scope
 from sklearn.metrics import average_precision_score
@@ -142,12 +141,8 @@ def test_probe_selected_by_validation_map():
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'linear_probe_tool',
-        osp.join(REPO_ROOT, 'tools/analysis_tools/linear_probe.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('tools/analysis_tools/linear_probe.py',
+                     'linear_probe_tool')
 
 
 def test_tool_compares_encoders(tiny_data, tmp_path, capsys):

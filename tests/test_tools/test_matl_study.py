@@ -1,16 +1,11 @@
 """tools/analysis_tools/matl_study.py: the per-object metric and the cells."""
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
 
-from _helpers import REPO_ROOT
+from _helpers import load_tool
 
-_spec = importlib.util.spec_from_file_location(
-    'matl_study', osp.join(REPO_ROOT, 'tools/analysis_tools/matl_study.py'))
-study = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(study)
+study = load_tool('tools/analysis_tools/matl_study.py')
 
 
 def _sample(gt, gt_labels, pred, scores, labels):

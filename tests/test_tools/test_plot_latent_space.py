@@ -1,6 +1,5 @@
 """tools/analysis_tools/plot_latent_space.py on tiny detectors."""
 import copy
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -8,15 +7,11 @@ import pytest
 import torch
 from mmdet.registry import MODELS
 
-from _helpers import REPO_ROOT, tiny_cfg
+from _helpers import load_tool, tiny_cfg
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO_ROOT, f'tools/analysis_tools/{name}.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(f'tools/analysis_tools/{name}.py')
 
 
 @pytest.fixture(scope='module')

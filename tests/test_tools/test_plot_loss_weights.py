@@ -1,20 +1,15 @@
 """tools/analysis_tools/plot_loss_weights.py on a real tiny ALWA run."""
-import importlib.util
 import os.path as osp
 
 import matplotlib.image as mpimg
 import pytest
 from mmengine.runner import Runner
 
-from _helpers import REPO_ROOT, tiny_cfg
+from _helpers import load_tool, tiny_cfg
 
 
 def _load_tool():
-    path = osp.join(REPO_ROOT, 'tools/analysis_tools/plot_loss_weights.py')
-    spec = importlib.util.spec_from_file_location('plot_loss_weights', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/analysis_tools/plot_loss_weights.py')
 
 
 @pytest.fixture(scope='module')

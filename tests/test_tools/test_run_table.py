@@ -1,6 +1,5 @@
 """tools/experiments/run_table.py: the tables file, the commands it prints,
 and a 2-cell, 1-seed tiny table trained end to end, resumed and collected."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,18 +8,14 @@ import sys
 
 import pytest
 
-from _helpers import REPO_ROOT
+from _helpers import REPO_ROOT, load_tool
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'experiments'))
 import table_spec  # noqa: E402
 
 
 def _load(name):
-    path = osp.join(REPO_ROOT, 'tools', 'experiments', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'tools/experiments/{name}.py')
 
 
 run_table = _load('run_table')

@@ -8,7 +8,7 @@ import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from _helpers import _free_port
+from _helpers import _free_port, load_tool
 from mmdet_alwa.utils import dist_utils, prepare_run
 from mmdet_alwa.utils.dist_utils import (ALLOW_CPU_DIST_ENV, SLURM_GPU_VARS,
                                          cpu_dist_allowed, gpus_expected,
@@ -134,15 +134,8 @@ def test_opt_in_through_prepare_run(cpu_node, tmp_path):
 
 
 def test_tool_flags_parse():
-    import importlib.util
-    import os.path as osp
-
-    from _helpers import REPO_ROOT
     for name in ('train', 'test'):
-        spec = importlib.util.spec_from_file_location(
-            f'tool_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py'))
-        tool = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(tool)
+        tool = load_tool(f'tools/{name}.py', f'tool_{name}')
         pos = ['c.py'] + (['x.pth'] if name == 'test' else [])
         assert tool.parse_args(pos).allow_cpu_dist is False
         assert tool.parse_args(pos + ['--allow-cpu-dist']).allow_cpu_dist

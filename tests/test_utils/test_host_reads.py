@@ -1,12 +1,11 @@
 """``count_host_reads`` on hand-written modules: one inside the counted
 package root, one outside; every read below is written out by hand, so the
 expected counts and lines are those of the source."""
-import importlib.util
-import sys
 
 import pytest
 import torch
 
+from _helpers import load_tool
 from mmdet_alwa.utils.host_reads import READ_METHODS, count_host_reads
 
 INSIDE = '''\
@@ -49,11 +48,7 @@ def call_inside(fn, t):
 
 def _module(path, name, source):
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules.pop(name, None)
-    return module
+    return load_tool(str(path), name)
 
 
 @pytest.fixture
