@@ -4,13 +4,15 @@ Pretrained weights cannot be downloaded here, so every ``init_cfg`` is
 dropped before building (users keep the real ones)."""
 import copy
 import glob
+import os
 import os.path as osp
 
 import pytest
 import yaml
 from mmengine.config import Config
 
-from mmdet.registry import HOOKS, MODELS
+from mmdet.models.dense_heads import RPNHead
+from mmdet.registry import DATASETS, HOOKS, MODELS
 from mmdet.utils import register_all_modules
 
 from _helpers import REPO_ROOT
@@ -32,8 +34,34 @@ def _strip_init_cfg(node):
             _strip_init_cfg(value)
 
 
-def test_there_are_configs():
-    assert len(CONFIGS) > 0
+def test_the_config_list_covers_every_folder():
+    """The tests below are parametrised by CONFIGS: it holds configs of
+    every folder of configs/ (the glob is recursive), the demo's among them,
+    and no base config."""
+    root = osp.join(REPO_ROOT, 'configs')
+    folders = {d for d in os.listdir(root)
+               if osp.isdir(osp.join(root, d)) and d not in ('_base_',
+                                                             '__pycache__')}
+    assert {c.split(osp.sep)[1] for c in CONFIGS} == folders
+    assert osp.join('configs', 'demo', 'faster_rcnn_r18_alwa1_demo.py') \
+        in CONFIGS  # tools/demo.py's
+    assert not [c for c in CONFIGS if '_base_' in c]
+
+
+def _dataset_classes(cfg):
+    """The classes of the train dataset: its ``metainfo`` or, without
+    one, those of its mmdet dataset class (wrappers unwrapped); None for
+    datasets without classes (SimCLR's images)."""
+    ds = cfg.train_dataloader.dataset
+    if ds['type'] == 'UnlabeledImageDataset':  # images of a detection set
+        return None
+    while 'dataset' in ds or 'datasets' in ds:
+        ds = ds['dataset'] if 'dataset' in ds else ds['datasets'][0]
+    classes = ds.get('metainfo', {}).get('classes')
+    if classes is None:
+        meta = getattr(DATASETS.get(ds['type']), 'METAINFO', {})
+        classes = meta.get('classes')
+    return classes
 
 
 @pytest.mark.parametrize('config', CONFIGS)
@@ -46,7 +74,17 @@ def test_config_builds(config):
     model_cfg = copy.deepcopy(cfg.model)
     _strip_init_cfg(model_cfg)
     model = MODELS.build(model_cfg)
-    assert sum(p.numel() for p in model.parameters()) > 0
+    assert type(model) is MODELS.get(model_cfg.type)
+    # every classifying head has the classes of the train dataset (the RPN
+    # tells objects from background)
+    classes = _dataset_classes(cfg)
+    heads = [m for m in model.modules()
+             if isinstance(getattr(m, 'num_classes', None), int)
+             and not isinstance(m, RPNHead)]
+    if classes is None:
+        assert not heads
+    else:
+        assert heads and {m.num_classes for m in heads} == {len(classes)}
     # balancing hooks live in default_hooks (merged by children), keyed by
     # their name, and name loss modules of this very model
     assert not any(h.get('type') == 'LossWeightingHook'

@@ -112,14 +112,40 @@ def test_colour_jitter_and_blur_ranges():
     img = np.random.randint(0, 255, (16, 16, 3), np.uint8)
     same = ColorJitter(prob=0.0)(dict(img=img.copy()))['img']
     assert np.array_equal(same, img)
-    out = ColorJitter(prob=1.0)(dict(img=img.copy()))['img']
-    assert out.dtype == np.uint8 and out.shape == img.shape
+    # on a grey image saturation, hue and contrast change nothing, so the
+    # output is the grey level times the brightness factor, in [0.6, 1.4]
+    # for brightness=0.4, whatever the random order of the four
+    grey = np.full((16, 16, 3), 100, np.uint8)
+    levels = set()
+    for seed in range(5):
+        np.random.seed(seed)
+        out = ColorJitter(prob=1.0)(dict(img=grey.copy()))['img']
+        assert out.dtype == np.uint8 and out.shape == grey.shape
+        assert (out == out[0, 0, 0]).all()  # still one grey level
+        levels.add(int(out[0, 0, 0]))
+    assert all(60 <= v <= 140 for v in levels) and len(levels) > 1
     # negative hue shifts work (mmcv's adjust_hue overflows under numpy 2)
     # and a shift there and back is the identity up to HSV rounding
     back = _adjust_hue(_adjust_hue(img, -0.1), 0.1).astype(int)
     assert np.abs(back - img).mean() < 3
     blurred = GaussianBlur(kernel_size=23)(dict(img=img.copy()))['img']
     assert blurred.shape == img.shape and blurred.std() < img.std()
+
+
+def test_blur_of_an_impulse_is_the_gaussian_kernel():
+    """sigma fixed to 1: a single 255 pixel spreads into 255 * g g^T,
+    g(x) = exp(-x^2 / 2) / sum over the 23 taps, x = -11..11 (worked out
+    here, rounded; cv2's fixed-point uint8 blur is within 1 of it)."""
+    img = np.zeros((31, 31, 3), np.uint8)
+    img[15, 15] = 255
+    out = GaussianBlur(kernel_size=23, sigma=(1.0, 1.0))(dict(img=img))['img']
+    x = np.arange(-11, 12)
+    g = np.exp(-x**2 / 2) / np.exp(-x**2 / 2).sum()
+    expected = np.zeros((31, 31))
+    expected[4:27, 4:27] = np.round(255 * np.outer(g, g))
+    assert expected[15, 15] == 41 and expected[15, 16] == 25  # by hand
+    for c in range(3):
+        assert np.abs(out[..., c].astype(int) - expected).max() <= 1
 
 
 @pytest.mark.parametrize('cls,kwargs,name', [
@@ -138,6 +164,7 @@ def test_bad_arguments(cls, kwargs, name):
 
 
 def test_registered():
+    from mmdet_alwa.datasets.transforms import simclr
     for name in ('RandomResizedCrop', 'ColorJitter', 'GaussianBlur',
                  'MultiView', 'PackMultiViewInputs'):
-        assert TRANSFORMS.get(name) is not None
+        assert TRANSFORMS.get(name) is getattr(simclr, name)

@@ -1,5 +1,6 @@
 """MATL's TripletRoIHead in real mmengine training runs on tiny data."""
 import copy
+import inspect
 import os.path as osp
 
 import pytest
@@ -113,13 +114,49 @@ def test_train_resume_and_plain_mmdet_load(tiny_data, box_labels, tmp_path):
     assert runner2.iter == 4
 
 
+def _batch_all_eq1(emb, labels, margin):
+    """Eq. 1 of the MATL paper, ``max(d(a, p) - d(a, n) + m, 0)``, over
+    every triplet by brute force (all ``N^3`` index triples, float64): the
+    mean of its positive terms, 0 without any."""
+    d = torch.cdist(emb.double(), emb.double())
+    n = len(labels)
+    a, p, q = torch.meshgrid(*[torch.arange(n)] * 3, indexing='ij')
+    valid = (labels[a] == labels[p]) & (a != p) & (labels[a] != labels[q])
+    terms = (d[a, p] - d[a, q] + margin)[valid]
+    positive = terms[terms > 0]
+    return positive.mean().item() if len(positive) else 0.0
+
+
 def test_class_only_config_needs_no_box_labels(tiny_data, tmp_path):
+    """CLTL (box_weight 0): no box labels are read, and the logged
+    ``loss_triplet`` is Eq. 1 over the class labels of the embeddings the
+    loss module received."""
     cfg = _no_val(tiny_cfg('configs/matl/faster_rcnn_r50_cltl_voc.py',
                            str(tmp_path), tiny_data, max_iters=1))
     assert cfg.model.roi_head.box_clusters is None
     runner = Runner.from_cfg(cfg)
+    calls = []
+
+    def record(module, args, kwargs, output):
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+        calls.append(dict(bound.arguments, output=output.item()))
+
+    loss = runner.model.roi_head.loss_triplet
+    assert loss.box_weight == 0 and loss.mining == 'batch_all'
+    loss.register_forward_hook(record, with_kwargs=True)
     runner.train()
-    assert runner.message_hub.get_scalar('train/loss_triplet') is not None
+    assert len(calls) == 1  # one iteration, one call
+    call = calls[0]
+    assert call.get('box_labels') is None
+    emb, labels = call['embeddings'].detach(), call['class_labels']
+    assert len(labels) >= 3 and len(labels.unique()) >= 2  # triplets exist
+    expected = _batch_all_eq1(emb, labels, loss.margin)
+    assert expected > 0
+    assert call['output'] == pytest.approx(expected, rel=1e-4)
+    hub = runner.message_hub
+    assert hub.get_scalar('train/loss_triplet').current() == \
+        pytest.approx(call['output'], rel=1e-6)
+    assert 'train/triplet_pos_frac_box' not in hub.log_scalars
 
 
 def test_configs_and_bad_arguments(tiny_data, tmp_path):
@@ -197,6 +234,14 @@ def test_matl_with_alwa1_and_triplet_as_a_balanced_task(tiny_data, box_labels,
     runner = Runner.from_cfg(cfg)
     runner.train()
     hub = runner.message_hub
-    assert hub.get_scalar('train/alwa/raw_cls') is not None
-    raw = hub.get_scalar('train/dwa/raw_triplet').current()
-    assert raw > 0 and torch.isfinite(torch.tensor(raw))
+    # two iterations: both rules still apply weight 1 (ALWA before its
+    # interval of 100, DWA before two past losses), so the raw losses each
+    # hook reads are the ones mmdet logs
+    for raw, logged in (('alwa/raw_cls', 'loss_rpn_cls'),
+                        ('alwa/raw_reg', 'loss_rpn_bbox'),
+                        ('dwa/raw_cls', 'loss_cls'),
+                        ('dwa/raw_reg', 'loss_bbox'),
+                        ('dwa/raw_triplet', 'loss_triplet')):
+        assert hub.get_scalar(f'train/{raw}').current() == pytest.approx(
+            hub.get_scalar(f'train/{logged}').current(), rel=1e-5), raw
+    assert hub.get_scalar('train/dwa/raw_triplet').current() > 0
