@@ -1,8 +1,11 @@
 """The rules are pure torch: usable where mmdet/mmengine/mmcv are absent,
 through the public API, and registered whatever the import order."""
 import ast
+import json
+import math
 import os.path as osp
 import re
+import statistics
 import subprocess
 import sys
 
@@ -83,18 +86,55 @@ def test_register_rule_rejects_a_second_class_of_a_name():
     assert RULES['DWA'] is DWA
 
 
+#: records the losses every DWA instance is given (DWA is patched before
+#: the README's code imports it: the same class object)
+RECORD_STEPS = r"""
+import json
+import mmdet_alwa.weighting as _weighting
+_recorded = []
+_step = _weighting.DWA.step
+
+
+def _recording_step(self, raw_losses, **signals):
+    _recorded.append(dict(raw_losses))
+    return _step(self, raw_losses, **signals)
+
+
+_weighting.DWA.step = _recording_step
+"""
+
+
 def test_readme_plain_pytorch_loop():
     """The README's loop runs as printed, with mmdet & co. unimportable, and
-    ends with DWA's weights: K * softmax(r / T), which sum to K = 2."""
+    ends with DWA's weights as Liu et al. (CVPR 2019, Eq. 1) define them,
+    worked out here from the losses the loop gave the rule: with windows of
+    ``interval`` steps, ``r_i`` the ratio of task i's mean loss over the
+    last window to that over the one before, ``w_i = K exp(r_i / T) /
+    sum_j exp(r_j / T)``."""
     readme = open(osp.join(REPO_ROOT, 'README.md')).read()
     # the README's python block that imports the rules (wherever it sits)
     codes = [c for c in re.findall(r'```python\n(.*?)```', readme, re.S)
              if 'from mmdet_alwa.weighting import' in c]
     assert len(codes) == 1, codes
     code = codes[0]
-    out = _run(BLOCKER + code.replace(
-        'print(rule.weights)', 'print(dict(rule.weights))'))
-    weights = ast.literal_eval(out.strip().splitlines()[-1])
-    assert set(weights) == {'cls', 'reg'}
-    assert sum(weights.values()) == pytest.approx(2.0)
-    assert weights['cls'] != pytest.approx(1.0)  # DWA did update
+    # the README's own arguments of DWA(...)
+    call, = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)
+             and getattr(n.func, 'id', None) == 'DWA']
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    out = _run(BLOCKER + RECORD_STEPS + code.replace(
+        'print(rule.weights)', 'print(dict(rule.weights))') +
+        '\nprint(json.dumps(_recorded))\n')
+    *_, printed, recorded = out.strip().splitlines()
+    weights = ast.literal_eval(printed)
+    losses = json.loads(recorded)
+    tasks, n, T = kwargs['tasks'], kwargs['interval'], kwargs['temperature']
+    assert len(losses) >= 2 * n  # two closed windows: DWA has updated
+    last = len(losses) // n * n  # the end of the last closed window
+    ratios = {t: statistics.fmean(s[t] for s in losses[last - n:last]) /
+              statistics.fmean(s[t] for s in losses[last - 2 * n:last - n])
+              for t in tasks}
+    total = sum(math.exp(r / T) for r in ratios.values())
+    expected = {t: len(tasks) * math.exp(ratios[t] / T) / total
+                for t in tasks}
+    assert weights == pytest.approx(expected, rel=1e-9)
+    assert weights['cls'] != pytest.approx(1.0)  # not the initial weights
