@@ -61,7 +61,14 @@ setup(
     install_requires=read_requirements('runtime.txt'),
     extras_require=dict(
         tools=read_requirements('tools.txt'),
-        tests=read_requirements('tests.txt') + read_requirements('tools.txt')),
+        tests=read_requirements('tests.txt') + read_requirements('tools.txt'),
+        # TorchJD's own extras, for its aggregators (UPGrad, DualProj: the
+        # quadprog projector; CAGrad: cvxpy). The extra is spelled with a
+        # hyphen, torchjd[quadprog-projector]: TorchJD 0.18's error message
+        # writes quadprog_projector, which pip (23.2) only warns "does not
+        # provide the extra" about and installs nothing for
+        quadprog=['torchjd[quadprog-projector]>=0.18,<0.19'],
+        cagrad=['torchjd[cagrad]>=0.18,<0.19']),
     license='Apache-2.0',
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -3,7 +3,11 @@
 The public API::
 
     from mmdet_alwa.weighting import (ALWA, DWA, DTP, GuidedLoss,
-                                      UncertaintyWeighting, GradNorm, TDB)
+                                      UncertaintyWeighting, GradNorm, TDB,
+                                      FAMO, RLW, GLS, IMTL_L, STCH)
+
+FAMO, RLW, GLS, IMTL-L and STCH are adapters over TorchJD's scalarizers
+(``torchjd.scalarization``, which needs only torch); :mod:`.scalarized`.
 
 ``RULES`` maps a rule's class name to its class; :func:`build_rule` builds one
 from a config dict such as ``dict(type='ALWA', variant=1, interval=100)``.
@@ -12,13 +16,20 @@ from .alwa import ALWA
 from .base import BaseWeighting
 from .dtp import DTP
 from .dwa import DWA
+from .famo import FAMO
+from .gls import GLS
 from .gradnorm import GradNorm
 from .guided import GuidedLoss
+from .imtl_l import IMTL_L
 from .registry import RULES, build_rule, register_rule
+from .rlw import RLW
+from .scalarized import ScalarizerWeighting
+from .stch import STCH
 from .tdb import TDB
 from .uncertainty import UncertaintyWeighting
 from .validation import check_int, check_positive, check_range
 
 __all__ = ['ALWA', 'DWA', 'DTP', 'GuidedLoss', 'UncertaintyWeighting',
-           'GradNorm', 'TDB', 'BaseWeighting', 'RULES', 'register_rule',
+           'GradNorm', 'TDB', 'FAMO', 'RLW', 'GLS', 'IMTL_L', 'STCH',
+           'BaseWeighting', 'ScalarizerWeighting', 'RULES', 'register_rule',
            'build_rule', 'check_int', 'check_positive', 'check_range']

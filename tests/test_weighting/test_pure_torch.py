@@ -14,7 +14,7 @@ import pytest
 from _helpers import REPO_ROOT
 
 PUBLIC = ('ALWA', 'DWA', 'DTP', 'GuidedLoss', 'UncertaintyWeighting',
-          'GradNorm', 'TDB')
+          'GradNorm', 'TDB', 'FAMO', 'RLW', 'GLS', 'IMTL_L', 'STCH')
 
 # a meta-path finder that makes mmdet, mmengine and mmcv unimportable
 BLOCKER = r'''
@@ -31,13 +31,17 @@ sys.meta_path.insert(0, Blocker())
 SCRIPT = BLOCKER + r'''
 from mmdet_alwa.weighting import (ALWA, DWA, DTP, GuidedLoss,
                                   UncertaintyWeighting, GradNorm, TDB,
+                                  FAMO, RLW, GLS, IMTL_L, STCH,
                                   RULES, build_rule)
 rule = build_rule(dict(type='ALWA', variant=1, interval=2))
 for value in (1.0, 2.0, 3.0, 5.0):
     rule.step({'cls': value, 'reg': 0.5 * value})
 assert rule.weights['cls'] < 1.0, rule.weights
-for cls in (ALWA, DWA, DTP, GuidedLoss, UncertaintyWeighting, GradNorm, TDB):
+for cls in (ALWA, DWA, DTP, GuidedLoss, UncertaintyWeighting, GradNorm, TDB,
+            FAMO, RLW, GLS, IMTL_L, STCH):
     assert RULES[cls.__name__] is cls
+# the TorchJD-based rules work with mmdet & co. blocked
+assert GLS().prepare({'cls': 1.0, 'reg': 4.0}) == {'cls': 1.0, 'reg': 0.25}
 loaded = sorted(m for m in sys.modules
                 if m.split('.')[0] in ('mmdet', 'mmengine', 'mmcv'))
 assert not loaded, loaded
@@ -62,7 +66,7 @@ def test_rule_modules_register_through_the_registry_module():
     ``__init__`` may not have bound it yet (import order)."""
     folder = osp.join(REPO_ROOT, 'mmdet_alwa', 'weighting')
     for name in ('alwa', 'dtp', 'dwa', 'gradnorm', 'guided', 'tdb',
-                 'uncertainty'):
+                 'uncertainty', 'famo', 'rlw', 'gls', 'imtl_l', 'stch'):
         tree = ast.parse(open(osp.join(folder, f'{name}.py')).read())
         sources = [n.module for n in ast.walk(tree)
                    if isinstance(n, ast.ImportFrom)
