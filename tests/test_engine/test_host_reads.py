@@ -16,7 +16,8 @@ a CPU-only CI; the KPI provider runs its GPU path (``compact=False``).
 Coverage: every (detector, run) of the detector matrix
 (``tests/test_integration/test_detector_matrix.py``, whose builders this
 reuses): ALWA and Guided Loss on each cls/reg pair, DWA, DTP, uncertainty
-weighting, GradNorm and TDB on all of each of the 11 families' losses,
+weighting, GradNorm, TDB and the loss-only rules over TorchJD (FAMO, RLW,
+GLS, IMTL-L, STCH) on all of each of the 11 families' losses,
 GradNorm at the shared layer's output on Mask R-CNN; plus ALWA_2, Guided
 Loss's one-stage form and GradNorm/DWA/TDB with an ``interval`` (weights
 updated on some iterations only) on Faster R-CNN and RetinaNet. Each run: 3

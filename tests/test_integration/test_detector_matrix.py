@@ -3,8 +3,9 @@
 Detectors: mmdet 3.3.0's own configs (``tests/_detectors.py``), shrunk.
 Rules: ALWA (RPN or dense pair) and Guided Loss (RoI or dense pair) on a
 cls/reg pair -- on one runner for two-stage detectors, whose pairs are
-disjoint -- and DWA, DTP, uncertainty, GradNorm and TDB on all of the
-detector's losses (5 tasks for Mask R-CNN, 3 for ATSS/FCOS/GFL); on Mask
+disjoint -- and DWA, DTP, uncertainty, GradNorm, TDB and the loss-only
+rules over TorchJD (FAMO, RLW, GLS, IMTL-L, STCH) on all of the detector's
+losses (5 tasks for Mask R-CNN, 3 for ATSS/FCOS/GFL); on Mask
 R-CNN also GradNorm with the norms at the shared layer's output.
 
 Each (detector, run) trains 3 iterations under a LinearLR warm-up,
@@ -51,6 +52,12 @@ ALL_LOSS_RULES = {
     'uncertainty': dict(type='UncertaintyWeighting'),
     'gradnorm': dict(type='GradNorm'),
     'tdb': dict(type='TDB'),
+    # the loss-only rules over TorchJD's scalarizers
+    'famo': dict(type='FAMO'),
+    'rlw': dict(type='RLW', seed=3),
+    'gls': dict(type='GLS'),
+    'imtl_l': dict(type='IMTL_L'),
+    'stch': dict(type='STCH', mu=0.5),
 }
 
 
@@ -343,10 +350,94 @@ def _gradnorm_oracle(hook, steps, used):
     assert checked
 
 
+def _gls_oracle(hook, steps, used):
+    # the same iteration's losses: w_k = S / (K L_k), S their geometric mean
+    for it, step in enumerate(steps):
+        raw = step['raw']
+        k = len(raw)
+        s = math.exp(sum(math.log(v) for v in raw.values()) / k)
+        assert used[it] == pytest.approx({t: s / (k * v)
+                                          for t, v in raw.items()}, rel=1e-6)
+
+
+def _stch_oracle(hook, steps, used):
+    # w_k = lambda softmax_k(lambda L / mu), lambda = 1 / K
+    mu = hook.rule.mu
+    for it, step in enumerate(steps):
+        raw = step['raw']
+        lam = 1 / len(raw)
+        top = max(raw.values())
+        e = {t: math.exp(lam * (v - top) / mu) for t, v in raw.items()}
+        z = sum(e.values())
+        assert used[it] == pytest.approx({t: lam * v / z
+                                          for t, v in e.items()}, rel=1e-6)
+
+
+def _splitmix64(x):
+    # Steele, Lea, Flood, OOPSLA 2014 (java.util.SplittableRandom)
+    m = 2**64
+    x = (x + 0x9E3779B97F4A7C15) % m
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) % m
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) % m
+    return x ^ (x >> 31)
+
+
+def _rlw_oracle(hook, steps, used):
+    # iteration t: softmax of K standard normals, CPU generator seeded by
+    # SplitMix64(seed * 2^32 + t) / 2 (Lin et al.'s Algorithm 2)
+    tasks = hook.rule.tasks
+    for it in range(len(steps)):
+        g = torch.Generator().manual_seed(
+            _splitmix64((hook.rule.seed << 32) + it) >> 1)
+        w = torch.softmax(torch.randn(len(tasks), generator=g,
+                                      dtype=torch.float64), 0).tolist()
+        assert used[it] == pytest.approx(dict(zip(tasks, w)), rel=1e-9)
+
+
+def _famo_oracle(hook, steps, used):
+    # w_k = (z_k / L_k) / sum_j z_j / L_j; z uniform until the first update
+    # (losses of iterations 1 and 2, applied at 3): Adam's first step from
+    # xi = 0 is -lr g / (|g| + 1e-8), g = z (delta - z.delta), delta =
+    # log L(1) - log L(2)
+    eps, tasks = 1e-8, hook.rule.tasks
+    raw = [s['raw'] for s in steps]
+
+    def weights(z, loss):
+        inv = {t: z[t] / (loss[t] + eps) for t in tasks}
+        return {t: v / sum(inv.values()) for t, v in inv.items()}
+
+    z = {t: 1 / len(tasks) for t in tasks}
+    assert used[0] == pytest.approx(weights(z, raw[0]), rel=1e-9)
+    assert used[1] == pytest.approx(weights(z, raw[1]), rel=1e-9)
+    delta = {t: math.log(raw[0][t] + eps) - math.log(raw[1][t] + eps)
+             for t in tasks}
+    zd = sum(z[t] * delta[t] for t in tasks)
+    g = {t: z[t] * (delta[t] - zd) for t in tasks}
+    xi = {t: -hook.rule.lr * g[t] / (abs(g[t]) + 1e-8) for t in tasks}
+    e = {t: math.exp(v) for t, v in xi.items()}
+    z = {t: v / sum(e.values()) for t, v in e.items()}
+    assert used[2] == pytest.approx(weights(z, raw[2]), rel=1e-6)
+
+
+def _imtl_l_oracle(hook, steps, used):
+    # S = sum_k e^{s_k} L_k - s_k from s = 0: dS/ds_k = L_k - 1; the first
+    # descent step lowers s_k (w_k = e^{s_k} below 1) iff L_k > 1
+    checked = 0
+    for task in hook.rule.tasks:
+        raw = steps[0]['raw'][task]
+        assert used[0][task] == 1.0
+        if abs(raw - 1) > 0.05:  # clear of weight decay and rounding
+            checked += 1
+            assert (used[1][task] < 1.0) == (raw > 1), task
+    assert checked
+
+
 ORACLES = dict(ALWA=_alwa_oracle, GuidedLoss=_guided_oracle,
                DWA=_dwa_oracle, DTP=_dtp_oracle,
                UncertaintyWeighting=_uncertainty_oracle,
-               GradNorm=_gradnorm_oracle, TDB=_gradnorm_oracle)
+               GradNorm=_gradnorm_oracle, TDB=_gradnorm_oracle,
+               GLS=_gls_oracle, STCH=_stch_oracle, RLW=_rlw_oracle,
+               FAMO=_famo_oracle, IMTL_L=_imtl_l_oracle)
 
 
 def _check_resume(full, resumed):
