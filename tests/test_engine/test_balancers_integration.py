@@ -1,4 +1,5 @@
-"""The comparison balancers on real tiny detectors through mmengine's Runner:
+"""The comparison balancers (and the loss-only rules over TorchJD: FAMO,
+RLW, GLS, IMTL-L, STCH) on real tiny detectors through mmengine's Runner:
 every method trains and checkpoints, resume continues the exact weight
 trajectory and rule state, and 2-rank gloo DDP keeps the rule state identical
 on both ranks. Faster R-CNN and RetinaNet alternate across the methods."""
@@ -29,11 +30,20 @@ RESUME_RUNS = {
     'uncertainty': (RETINA, 2, 1, {}),
     'gradnorm': (FRCNN, 2, 1, {}),
     'tdb': (RETINA, 2, 1, {}),
+    # the loss-only rules over TorchJD, on all four Faster R-CNN losses;
+    # FAMO resumed between its logits' updates (one pending in the state)
+    'famo': (FRCNN, 4, 2, {}),
+    'rlw': (FRCNN, 2, 1, {}),
+    'gls': (FRCNN, 2, 1, {}),
+    'imtl_l': (FRCNN, 2, 1, {}),
+    'stch': (FRCNN, 2, 1, {}),
 }
 # the other detector of each method (guided: mode='one_stage', dtp: the
 # plain accuracy KPI)
 DDP_RUNS = {'dwa': RETINA, 'dtp': FRCNN, 'guided': RETINA,
-            'uncertainty': FRCNN, 'gradnorm': RETINA, 'tdb': FRCNN}
+            'uncertainty': FRCNN, 'gradnorm': RETINA, 'tdb': FRCNN,
+            'famo': RETINA, 'rlw': RETINA, 'gls': RETINA, 'imtl_l': RETINA,
+            'stch': RETINA}
 
 
 def _cfg(config, work_dir, data, iters, flip=True, rule=None, **kw):

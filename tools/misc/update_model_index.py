@@ -17,7 +17,8 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # file-name token -> collection name (folders with several collections)
 TOKENS = dict(dwa='DWA', dtp='DTP', guided='Guided Loss',
               uncertainty='Uncertainty Weighting', gradnorm='GradNorm',
-              tdb='TDB', sample_level='Sample-Level Balancing')
+              tdb='TDB', sample_level='Sample-Level Balancing', famo='FAMO',
+              rlw='RLW', gls='GLS', imtl_l='IMTL-L', stch='STCH')
 # new folders get a collection of their own
 NEW_COLLECTIONS = dict(
     matl=dict(Name='MATL', Paper=dict(
