@@ -80,12 +80,14 @@ class RLW(ScalarizerWeighting):
             with torch.random.fork_rng(devices=[]):
                 torch.default_generator.manual_seed(seed)
                 return self.scalarizer(losses)
-        index = device.index if device.index is not None else \
-            torch.cuda.current_device() if device.type == 'cuda' else 0
-        with torch.random.fork_rng(devices=[index],
-                                   device_type=device.type):
-            with torch.device(device):
-                getattr(torch, device.type).manual_seed(seed)
+        if device.type != 'cuda':
+            raise ValueError(f'RLW draws on the CPU or a CUDA device, got '
+                             f'losses on {device}')
+        index = torch.cuda.current_device() if device.index is None \
+            else device.index
+        with torch.random.fork_rng(devices=[index], device_type='cuda'):
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
             return self.scalarizer(losses)
 
     def _extra_state(self) -> Dict[str, Any]:

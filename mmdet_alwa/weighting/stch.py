@@ -10,7 +10,7 @@ import torch
 from torchjd.scalarization import STCH as _TorchJDSTCH
 
 from .registry import register_rule
-from .scalarized import ScalarizerWeighting
+from .scalarized import ScalarizerWeighting, _on_device
 from .validation import check_positive
 
 __all__ = ['STCH']
@@ -85,8 +85,9 @@ class STCH(ScalarizerWeighting):
 
     def _scalarizer(self, device: torch.device) -> _TorchJDSTCH:
         if device not in self._tensors:
-            as_tensor = (lambda v: None if v is None else torch.tensor(
-                v, dtype=torch.float64).to(device))
+            # written with fills on the device (no host-to-device copy)
+            as_tensor = (lambda v: None if v is None else
+                         _on_device(v, device))
             self._tensors[device] = _TorchJDSTCH(
                 self.mu, as_tensor(self.preferences),
                 as_tensor(self.reference))

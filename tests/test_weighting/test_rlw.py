@@ -109,3 +109,9 @@ def test_nonfinite_keeps_last_weights():
 def test_bad_args(kw):
     with pytest.raises(ValueError):
         RLW(**kw)
+
+
+def test_other_devices_are_refused():
+    meta = torch.ones((), device='meta')
+    with pytest.raises(ValueError, match='RLW draws on the CPU or a CUDA'):
+        RLW().prepare(dict(cls=meta, reg=meta))
