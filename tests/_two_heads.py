@@ -17,7 +17,8 @@ def two_heads(seed: int = 0) -> torch.nn.Module:
 
 
 def losses_of(model: torch.nn.Module, seed: int = 1,
-              tasks: Sequence[str] = ('cls', 'reg')) -> Dict[str, torch.Tensor]:
+              tasks: Sequence[str] = ('cls', 'reg')
+              ) -> Dict[str, torch.Tensor]:
     """Positive task losses (float64) of a fixed batch."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(6, 3, generator=g)
@@ -32,9 +33,10 @@ def losses_of(model: torch.nn.Module, seed: int = 1,
 
 def grads(model: torch.nn.Module, loss: torch.Tensor) -> List[torch.Tensor]:
     params = list(model.parameters())
-    return [g if g is not None else torch.zeros_like(p) for g, p in zip(
-        torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True),
-        params)]
+    found = torch.autograd.grad(loss, params, allow_unused=True,
+                                retain_graph=True)
+    return [g if g is not None else torch.zeros_like(p)
+            for g, p in zip(found, params)]
 
 
 def weighted_vs_scalarized(rule, scalarize: Callable[[torch.Tensor],

@@ -112,8 +112,8 @@ def FAMO_state_after(losses):
 
 def test_glue_reads_logits_and_adam_state_with_the_weights():
     """device_state: the applied weights, the fallback flag, the logits and
-    Adam's (exp_avg, exp_avg_sq; its step is num_updates); handed back as numbers, the logs and
-    the state need no further read."""
+    Adam's (exp_avg, exp_avg_sq; its step is num_updates); handed back as
+    numbers, the logs and the state need no further read."""
     rule = FAMO()
     t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     for i, (cls, reg) in enumerate(STREAM[:4]):
@@ -124,7 +124,8 @@ def test_glue_reads_logits_and_adam_state_with_the_weights():
             torch.cat([x.reshape(-1).double() for x in tensors]).tolist())
         rule.step(dict(cls=cls, reg=reg))
     scalars = rule.log_scalars()
-    assert scalars['logit_cls'] == pytest.approx(float(rule.logits.detach()[0]))
+    logit = float(rule.logits.detach()[0])
+    assert scalars['logit_cls'] == pytest.approx(logit)
     assert scalars['num_updates'] == 2.0
     assert rule.state_dict()['adam']['step'] == 2.0
 

@@ -18,7 +18,8 @@ def test_weights_and_one_sgd_step_by_hand():
     total = sum(rule.weight_loss(t, v) for t, v in losses.items()) + \
         rule.regularizer()
     # S = 2 * 0.25 - log 2 + 2 * 2 - log 2
-    assert float(total.detach()) == pytest.approx(4.5 - 2 * math.log(2), rel=1e-6)
+    assert float(total.detach()) == pytest.approx(4.5 - 2 * math.log(2),
+                                                  rel=1e-6)
     opt = torch.optim.SGD(rule.parameters(), lr=0.1)
     total.backward()
     opt.step()
