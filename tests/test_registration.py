@@ -51,7 +51,8 @@ def test_registered_in_mmdet(registry_name, module, name):
 
 def test_rules_and_signal_providers():
     assert set(RULES) == {'ALWA', 'DWA', 'DTP', 'GuidedLoss',
-                          'UncertaintyWeighting', 'GradNorm', 'TDB'}
+                          'UncertaintyWeighting', 'GradNorm', 'TDB',
+                          'FAMO', 'RLW', 'GLS', 'IMTL_L', 'STCH'}
     signals = importlib.import_module('mmdet_alwa.engine.hooks.signals')
     assert dict(SIGNAL_PROVIDERS.module_dict) == {
         'kpi': signals.KPIProvider, 'num_samples': signals.NumSamplesProvider,
