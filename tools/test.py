@@ -16,7 +16,6 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -26,8 +25,8 @@ import mmdet_alwa  # noqa: E402,F401  (registers our modules)
 from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
 from mmdet.evaluation import DumpDetResults  # noqa: E402
 from mmdet_alwa.datasets import prepare_datasets  # noqa: E402
-from mmdet_alwa.utils import (load_tool_config, prepare_run,  # noqa: E402
-                              safe_checkpoint_loading)
+from mmdet_alwa.utils import (add_launch_args, load_tool_config,  # noqa: E402
+                              prepare_run, safe_checkpoint_loading)
 
 #: default of --min-weights-matched
 MIN_WEIGHTS_MATCHED = 0.5
@@ -47,17 +46,7 @@ def parse_args(argv=None):
                         '<show_dir>')
     parser.add_argument('--wait-time', type=float, default=2,
                         help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value (mmdet syntax)')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument(
-        '--allow-cpu-dist', action='store_true',
-        help='with --launcher pytorch/slurm, run CPU processes on gloo even '
-        'though CUDA_VISIBLE_DEVICES or slurm says GPUs were given '
-        '(same as MMDET_ALWA_ALLOW_CPU_DIST=1)')
+    add_launch_args(parser)  # --cfg-options --launcher --allow-cpu-dist
     parser.add_argument(
         '--unsafe-load', action='store_true',
         help='load the checkpoint as a full pickle, which can run any code: '
@@ -70,7 +59,6 @@ def parse_args(argv=None):
         help='stop with an error when the checkpoint provides less than this '
         'fraction of the model\'s state_dict entries (same name and shape; '
         'default: %(default)s; 0 accepts any checkpoint)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if not 0 <= args.min_weights_matched <= 1:
         parser.error(f'--min-weights-matched must be in [0, 1], got '

@@ -16,15 +16,14 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
 
 import mmdet_alwa  # noqa: E402,F401  (registers our modules)
 from mmdet_alwa.engine.optimizers import amp_optim_wrapper_type  # noqa: E402
 from mmdet_alwa.datasets import prepare_datasets  # noqa: E402
-from mmdet_alwa.utils import (load_tool_config, prepare_run,  # noqa: E402
-                              safe_checkpoint_loading)
+from mmdet_alwa.utils import (add_launch_args, load_tool_config,  # noqa: E402
+                              prepare_run, safe_checkpoint_loading)
 
 
 def parse_args(argv=None):
@@ -39,24 +38,13 @@ def parse_args(argv=None):
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or without a path from the '
         'latest checkpoint in the work directory')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value (mmdet syntax)')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument(
-        '--allow-cpu-dist', action='store_true',
-        help='with --launcher pytorch/slurm, run CPU processes on gloo even '
-        'though CUDA_VISIBLE_DEVICES or slurm says GPUs were given '
-        '(same as MMDET_ALWA_ALLOW_CPU_DIST=1)')
+    add_launch_args(parser)  # --cfg-options --launcher --allow-cpu-dist
     parser.add_argument(
         '--unsafe-load', action='store_true',
         help='load checkpoints (--resume, load_from, init_cfg) as full '
         'pickles, which can run any code: only for files you trust (same as '
         'MMDET_ALWA_UNSAFE_LOAD=1; logged as a warning). By default they load '
         'with torch\'s weights_only=True and mmdet_alwa\'s allow-list')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args

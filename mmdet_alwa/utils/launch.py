@@ -1,9 +1,10 @@
 """What tools/train.py and tools/test.py do before building the Runner
 (after :func:`mmdet_alwa.datasets.prepare_datasets`)."""
+import argparse
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from ..compat import register_torchvision_fallback
 from .dist_utils import setup_cpu_distributed
@@ -38,3 +39,21 @@ def load_tool_config(config: str, launcher: str,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
     return cfg
+
+
+def add_launch_args(parser: argparse.ArgumentParser) -> None:
+    """The flags ``tools/train.py`` and ``tools/test.py`` share with mmdet's:
+    ``--cfg-options``, ``--launcher``, ``--local-rank`` (torch.distributed's
+    old launcher), and ours, ``--allow-cpu-dist``."""
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value (mmdet syntax)')
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument(
+        '--allow-cpu-dist', action='store_true',
+        help='with --launcher pytorch/slurm, run CPU processes on gloo even '
+        'though CUDA_VISIBLE_DEVICES or slurm says GPUs were given '
+        '(same as MMDET_ALWA_ALLOW_CPU_DIST=1)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
