@@ -11,12 +11,19 @@ written in COCO format, which mmdet's ``CocoDataset`` reads::
 
 The same arguments always give byte-identical files (numpy ``default_rng``
 seeded per image, PNG is lossless).
+
+Small-object variant (``small_class='disc'``): one class is drawn small (the
+longer side of its box in ``small_size``, e.g. 4-20 px) and all the others
+large (longer side in ``large_size``, e.g. 60-150 px), so that a detector must
+find a few-pixel class among large ones (``configs/demo/
+faster_rcnn_r18_small_demo.py``; docs/alwa.md, "Small objects"). Without
+``small_class`` the generator is unchanged.
 """
 import inspect
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -58,6 +65,25 @@ def _shape_size(rng: np.random.Generator, label: int,
     if name in ('triangle', 'disc'):  # flat to tall (ellipses for discs)
         return max(int(side * rng.uniform(0.7, 1.5)), 5), side
     return side, side
+
+
+def _ranged_shape_size(rng: np.random.Generator, label: int,
+                       size_range: Tuple[int, int]) -> Tuple[int, int]:
+    """``(w, h)`` of a shape of the small-object variant: the longer side is
+    uniform in ``size_range`` (inclusive), the shorter one follows the class's
+    aspect ratio (never above the longer one, at least 2 px)."""
+    lo, hi = size_range
+    long_side = int(rng.integers(lo, hi + 1))
+    name = DEMO_CLASSES[label]
+    if name == 'bar':  # 1:2.2 to 1:3.2 as in the default sizes
+        ratio = 1 / rng.uniform(2.2, 3.2)
+    elif name in ('triangle', 'disc'):
+        ratio = rng.uniform(1 / 1.5, 1.0)
+    else:
+        ratio = 1.0
+    short_side = max(2, int(round(long_side * ratio)))
+    return (long_side, short_side) if rng.random() < 0.5 \
+        else (short_side, long_side)
 
 
 def _shape_mask(label: int, box: Tuple[int, int, int, int],
@@ -104,7 +130,10 @@ def _iou(a: Sequence[int], b: Sequence[int]) -> float:
 
 
 def _make_image(seed: int, img_hw: Tuple[int, int], max_objects: int,
-                max_iou: float) -> Tuple[np.ndarray, List[Dict]]:
+                max_iou: float, sizes: Optional[Dict] = None
+                ) -> Tuple[np.ndarray, List[Dict]]:
+    """One image and its objects; ``sizes``: ``None`` (the default sizes) or
+    ``dict(small_label=..., small_size=(lo, hi), large_size=(lo, hi))``."""
     rng = np.random.default_rng(seed)
     h, w = img_hw
     img = _background(rng, h, w)
@@ -116,7 +145,12 @@ def _make_image(seed: int, img_hw: Tuple[int, int], max_objects: int,
         if len(objects) == target:
             break
         label = int(rng.integers(len(DEMO_CLASSES)))
-        bw, bh = _shape_size(rng, label, img_hw)
+        if sizes is None:
+            bw, bh = _shape_size(rng, label, img_hw)
+        else:
+            bw, bh = _ranged_shape_size(
+                rng, label, sizes['small_size'] if label ==
+                sizes['small_label'] else sizes['large_size'])
         if bw >= w or bh >= h:
             continue
         x1, y1 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
@@ -124,6 +158,8 @@ def _make_image(seed: int, img_hw: Tuple[int, int], max_objects: int,
         if any(_iou(box, o['box']) > max_iou for o in objects):
             continue
         mask = _shape_mask(label, box, img_hw)
+        if sizes is not None and not mask.any():
+            continue  # a shape too thin to draw (e.g. a 2-px ring)
         # a later shape drawn on top must leave most of every earlier one
         # visible, so that no annotated object is hidden
         n = len(objects)
@@ -145,7 +181,11 @@ def generate_demo_dataset(out_dir: str,
                           img_size: Tuple[int, int] = (160, 120),
                           max_objects: int = 5,
                           max_iou: float = 0.3,
-                          seed: int = 0) -> Dict[str, str]:
+                          seed: int = 0,
+                          small_class: Optional[str] = None,
+                          small_size: Tuple[int, int] = (4, 20),
+                          large_size: Tuple[int, int] = (60, 150)
+                          ) -> Dict[str, str]:
     """Write the demo dataset and return the paths of its annotation files.
 
     Args:
@@ -156,6 +196,15 @@ def generate_demo_dataset(out_dir: str,
         max_iou: largest IoU allowed between two objects of an image (later
             objects are drawn over earlier ones, so this sets the occlusion).
         seed: the dataset seed; splits use disjoint per-image seeds.
+        small_class: ``None`` (default: every class drawn at 12-40 % of the
+            image's shorter side, bars longer) or a name of
+            :data:`DEMO_CLASSES`: the small-object variant, where the longer
+            side of every box of that class is uniform in ``small_size`` and
+            that of every other class in ``large_size`` (integers, both ends
+            included, in pixels of the generated image). A ``'ring'`` needs a
+            longer side of at least 4 px to be drawn.
+        small_size, large_size: ``(lo, hi)``, 2 <= lo <= hi, and ``hi`` below
+            the image's shorter side; used only with ``small_class``.
 
     Returns:
         ``{'train': json_path, 'val': json_path}``.
@@ -166,6 +215,25 @@ def generate_demo_dataset(out_dir: str,
     if min(width, height) < 32:
         raise ValueError(f'img_size must be at least 32x32, got {img_size}')
     check_int('max_objects', max_objects, minimum=2)
+    sizes = None
+    if small_class is not None:
+        if small_class not in DEMO_CLASSES:
+            raise ValueError(f'generate_demo_dataset: small_class must be one '
+                             f'of {DEMO_CLASSES} or None, got {small_class!r}')
+        for arg, rng_ in (('small_size', small_size),
+                          ('large_size', large_size)):
+            if len(rng_) != 2:
+                raise ValueError(f'generate_demo_dataset: {arg} must be '
+                                 f'(lo, hi), got {rng_!r}')
+            lo = check_int(f'{arg}[0]', rng_[0], minimum=2)
+            hi = check_int(f'{arg}[1]', rng_[1], minimum=lo)
+            if hi >= min(width, height):
+                raise ValueError(
+                    f'generate_demo_dataset: {arg}[1] = {hi} must be below '
+                    f'the image\'s shorter side {min(width, height)}')
+        sizes = dict(small_label=DEMO_CLASSES.index(small_class),
+                     small_size=tuple(small_size),
+                     large_size=tuple(large_size))
     paths = {}
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     for split, count, offset in (('train', num_train, 0),
@@ -174,7 +242,8 @@ def generate_demo_dataset(out_dir: str,
         images, annotations = [], []
         for idx in range(count):
             img, objects = _make_image(seed * 10_000_019 + offset + idx,
-                                       (height, width), max_objects, max_iou)
+                                       (height, width), max_objects, max_iou,
+                                       sizes)
             file_name = f'{idx:06d}.png'
             cv2.imwrite(osp.join(out_dir, split, file_name), img)
             images.append(dict(id=idx, file_name=file_name, width=width,
@@ -213,6 +282,9 @@ def ensure_demo_dataset(out_dir: str = 'data/demo',
     params.apply_defaults()
     wanted = dict(params.arguments, version=_VERSION)
     del wanted['out_dir']
+    if wanted['small_class'] is None:  # the default data keeps its old stamp
+        for key in ('small_class', 'small_size', 'large_size'):
+            del wanted[key]
     wanted = json.loads(json.dumps(wanted))  # tuples -> lists, as stored
     stamp = osp.join(out_dir, '.generated.json')
     paths = {s: osp.join(out_dir, 'annotations', f'{s}.json')
