@@ -164,6 +164,12 @@ class ALWA(BaseWeighting):
         else:
             self.alpha = min(max(self.alpha * reg / cls, self.alpha_min), 1.0)
 
+    def alpha_window(self) -> tuple:
+        """``(windows evaluated so far, current α)``, pure python: what the
+        hook's low-α warning (``LossWeightingHook(low_weight_warning=...)``)
+        watches to count the consecutive windows that ended with a low α."""
+        return self.num_windows, self.alpha
+
     def log_scalars(self) -> Dict[str, float]:
         scalars = super().log_scalars()
         scalars['alpha'] = self.alpha

@@ -74,6 +74,7 @@ from mmdet_alwa.weighting import BaseWeighting, build_rule
 from .loss_weighting import (CHECKPOINT_KEY, LossTaps, RuleCheckpoint,
                              RuleLog, add_rule_param_group, find_param_group,
                              finite_mean, reduce_finite_mean)
+from .loss_weighting.scalars import LowWeightWarning
 from .signals import SignalProvider, build_signal_provider
 
 __all__ = ['LossWeightingHook', 'CHECKPOINT_KEY']
@@ -105,6 +106,15 @@ class LossWeightingHook(Hook):
         restore_on_load_from (bool): also restore the rule state from a
             checkpoint given by ``load_from`` without resume (a fine-tune).
             Default False: only a resume restores it.
+        low_weight_warning (dict or bool, optional): for ALWA, a WARNING
+            logged once when α ends ``windows`` consecutive windows below
+            ``threshold`` (:class:`~.loss_weighting.scalars.
+            LowWeightWarning`): which loss is down-weighted, by how much,
+            and a pointer to docs/alwa.md. ``None`` (default):
+            ``dict(threshold=0.3, windows=3)`` for ALWA, nothing for the
+            other rules (they have no windowed α); ``False``: off; a dict
+            for another rule is a ``ValueError``. It only logs: no weight
+            changes, no device read.
     """
 
     priority = 'NORMAL'
@@ -116,7 +126,9 @@ class LossWeightingHook(Hook):
                  head: Optional[str] = None,
                  signals: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  param_group: Optional[Mapping[str, Any]] = None,
-                 restore_on_load_from: bool = False) -> None:
+                 restore_on_load_from: bool = False,
+                 low_weight_warning: Union[None, bool,
+                                           Mapping[str, Any]] = None) -> None:
         if not isinstance(rule, Mapping) or 'type' not in rule:
             raise ValueError(
                 f'rule must be a dict with a "type", got {rule!r}')
@@ -146,7 +158,8 @@ class LossWeightingHook(Hook):
                 f'param_group must be a dict, got {param_group!r}')
         self.param_group = dict(param_group or {})
         self.taps = LossTaps(name, self.rule, self.loss_paths)
-        self.log = RuleLog(name)
+        self.log = RuleLog(name,
+                           self._low_weight_warning(low_weight_warning))
         self.checkpoint = RuleCheckpoint(name, restore_on_load_from)
         self._optimizer: Optional[torch.optim.Optimizer] = None
         self._device = torch.device('cpu')
@@ -171,6 +184,28 @@ class LossWeightingHook(Hook):
             paths[task] = [p if self.head is None else f'{self.head}.{p}'
                            for p in value]
         return paths
+
+    def _low_weight_warning(self, cfg) -> Optional[LowWeightWarning]:
+        watchable = callable(getattr(self.rule, 'alpha_window', None))
+        if cfg is None:
+            cfg = dict() if watchable else False
+        if cfg is False:
+            return None
+        if not isinstance(cfg, Mapping):
+            raise ValueError(f'LossWeightingHook({self.name}): '
+                             f'low_weight_warning must be a dict, None or '
+                             f'False, got {cfg!r}')
+        if not watchable:
+            raise ValueError(
+                f'LossWeightingHook({self.name}): low_weight_warning needs a '
+                f'rule with a windowed alpha (ALWA), got '
+                f'{type(self.rule).__name__}; set it to None or False')
+        unknown = set(cfg) - {'threshold', 'windows'}
+        if unknown:
+            raise ValueError(f'LossWeightingHook({self.name}): '
+                             f'low_weight_warning takes threshold and '
+                             f'windows, got {sorted(unknown)}')
+        return LowWeightWarning(self.name, self.loss_paths, **cfg)
 
     # ------------------------------------------------------------ set-up
     def before_run(self, runner) -> None:
