@@ -15,6 +15,15 @@ writes, next to each other:
 * the paper's value and its Δ to the paper's baseline
   (``tools/experiments/paper_values.csv``).
 
+Per class: every validation key of a run of the form
+``<prefix>/<class>_<stat>`` with ``<stat>`` one of ``AP50`` (AP@0.5),
+``recall`` (recall at IoU 0.5) or ``precision`` (what mmdet's ``CocoMetric``
+with ``classwise=True`` logs per class: AP@[.5:.95]) gives one more row per
+cell, class and statistic, scaled as the table's metric, with the same
+mean ± std and the same paired test against the baseline cell's value of
+that class and statistic: ``<out>_per_class.md`` / ``.csv``, written when
+any run logged one.
+
 Cells with failed, unfinished or missing runs are listed with that status,
 never dropped. Outputs: ``<out>.md``, ``<out>.csv``, ``<out>.png`` (bars with
 error bars) and, with ``--weights``, ``<out>_weights.png`` (the logged
@@ -32,6 +41,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import statistics
 import sys
 import warnings
@@ -51,6 +61,9 @@ class CellResult:
     failed: Dict[int, str] = field(default_factory=dict)  # seed -> reason
     incomplete: List[int] = field(default_factory=list)
     wall_s: float = 0.0
+    # (class, stat) -> {seed: value}, from the finished seeds' records
+    per_class: Dict[Tuple[str, str], Dict[int, float]] = field(
+        default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -89,8 +102,16 @@ class Comparison:
     verdict: str
 
 
-def _metric_from_scalars(run_dir: str, metric: str) -> Optional[float]:
-    value = None
+# <prefix>/<class>_<stat>: the per-class keys of a validation record
+PER_CLASS_KEY = re.compile(r'^[^/]+/(?P<cls>.+)_(?P<stat>AP50|recall|'
+                           r'precision)$')
+PER_CLASS_STATS = {'AP50': 'AP@0.5', 'recall': 'recall',
+                   'precision': 'AP@[.5:.95]'}
+
+
+def _record_from_scalars(run_dir: str, metric: str) -> Optional[dict]:
+    """The last record of the run's ``scalars.json`` holding ``metric``."""
+    record = None
     for path in sorted(glob.glob(osp.join(run_dir, '*', 'vis_data',
                                           'scalars.json'))):
         with open(path) as f:
@@ -98,8 +119,26 @@ def _metric_from_scalars(run_dir: str, metric: str) -> Optional[float]:
                 if line.strip():
                     rec = json.loads(line)
                     if metric in rec:
-                        value = float(rec[metric])
-    return value
+                        record = rec
+    return record
+
+
+def _metric_from_scalars(run_dir: str, metric: str) -> Optional[float]:
+    record = _record_from_scalars(run_dir, metric)
+    return None if record is None else float(record[metric])
+
+
+def per_class_values(metrics: Dict[str, float]) -> Dict[Tuple[str, str],
+                                                          float]:
+    """``{(class, stat): value}`` of the finite per-class keys of one
+    validation record (:data:`PER_CLASS_KEY`)."""
+    out = {}
+    for key, value in metrics.items():
+        match = PER_CLASS_KEY.match(key)
+        if match and isinstance(value, (int, float)) \
+                and math.isfinite(float(value)):
+            out[(match['cls'], match['stat'])] = float(value)
+    return out
 
 
 def read_cell(work_root: str, table: Table, cell: Cell) -> CellResult:
@@ -119,15 +158,19 @@ def read_cell(work_root: str, table: Table, cell: Cell) -> CellResult:
             res.failed[seed] = str(result.get('reason', 'failed'))
             continue
         if result is not None and result.get('status') == 'done':
-            value = result['metrics'].get(cell.metric)
+            metrics = result['metrics']
         else:
-            value = _metric_from_scalars(run_dir, cell.metric)
+            metrics = _record_from_scalars(run_dir, cell.metric) or {}
+        value = metrics.get(cell.metric)
         if value is None:
             res.incomplete.append(seed)
         elif not math.isfinite(float(value)):
             res.failed[seed] = 'nan'
         else:
             res.values[seed] = float(value) * table.metric_scale
+            for key, v in per_class_values(metrics).items():
+                res.per_class.setdefault(key, {})[seed] = \
+                    v * table.metric_scale
     return res
 
 
@@ -222,6 +265,70 @@ def collect(table: Table, work_root: str, paper: Dict[Tuple[str, str], str],
     return records
 
 
+def collect_per_class(table: Table, work_root: str,
+                      alpha: float = 0.05) -> List[dict]:
+    """One record per cell, class and statistic logged by any of the table's
+    runs (:data:`PER_CLASS_KEY`), with the cell's mean ± std over seeds and
+    the paired test (:func:`compare`) against the same class and statistic
+    of the baseline cell; in the table's order, then by class and stat."""
+    results = {c.key: read_cell(work_root, table, c) for c in table.cells}
+    keys = sorted({k for r in results.values() for k in r.per_class},
+                  key=lambda k: (k[0], list(PER_CLASS_STATS).index(k[1])))
+    records = []
+    for cell in table.cells:
+        for cls, stat in keys:
+            res = CellResult(cell, values=dict(
+                results[cell.key].per_class.get((cls, stat), {})))
+            rec = dict(table=table.name, row=cell.row, column=cell.column,
+                       cell=cell.key, cls=cls, stat=stat,
+                       stat_name=PER_CLASS_STATS[stat],
+                       status='done' if res.n else 'not logged', n=res.n,
+                       mean=res.mean, std=res.std,
+                       values=' '.join(f'{s}:{v:.2f}'
+                                       for s, v in sorted(res.values.items())),
+                       baseline=cell.baseline or '', delta=math.nan,
+                       n_pairs=0, n_higher=0, mean_diff=math.nan,
+                       p_value=math.nan,
+                       verdict='baseline' if cell.baseline is None else '')
+            if cell.baseline is not None:
+                base = CellResult(table.cell_by_key(cell.baseline),
+                                  values=dict(results[cell.baseline]
+                                              .per_class.get((cls, stat),
+                                                             {})))
+                if res.n and base.n:
+                    cmp = compare(res, base, alpha)
+                    rec.update(delta=cmp.delta, n_pairs=cmp.n_pairs,
+                               n_higher=cmp.n_higher,
+                               mean_diff=cmp.mean_diff,
+                               p_value=cmp.p_value, verdict=cmp.verdict)
+                else:
+                    rec['verdict'] = 'no data'
+            records.append(rec)
+    return records
+
+
+def per_class_markdown(table: Table, records: List[dict]) -> str:
+    names = {r['key']: r.get('name', r['key']) for r in table.rows}
+    columns = {c['key']: c.get('name', c['key']) for c in table.columns}
+    lines = [f'**{table.title}: per class**', '',
+             f'Scaled as {table.metric_name}; ours = mean ± std over seeds '
+             f'(n logged); Δ: paired t-test against the baseline cell\'s '
+             f'value of the same class.', '',
+             '| row | column | class | statistic | ours | '
+             'Δ vs baseline (paired) |', '|---|---|---|---|---|---|']
+    for rec in records:
+        lines.append('| ' + ' | '.join([
+            names[rec['row']], columns[rec['column']], rec['cls'],
+            rec['stat_name'], _ours_text(rec), _delta_text(rec)]) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+PER_CLASS_CSV_FIELDS = ('table', 'row', 'column', 'cell', 'cls', 'stat',
+                        'stat_name', 'status', 'n', 'mean', 'std', 'values',
+                        'baseline', 'delta', 'n_pairs', 'n_higher',
+                        'mean_diff', 'p_value', 'verdict')
+
+
 def _ours_text(rec: dict) -> str:
     if rec['n'] == 0:
         return rec['status']
@@ -277,15 +384,16 @@ CSV_FIELDS = ('table', 'row', 'column', 'cell', 'status', 'n', 'n_failed',
               'paper_delta', 'wall_s')
 
 
-def write_csv(records: List[dict], path: str) -> None:
+def write_csv(records: List[dict], path: str,
+              fields: Tuple[str, ...] = CSV_FIELDS) -> None:
     with open(path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for rec in records:
             writer.writerow({k: (round(v, 4) if isinstance(v, float)
                                  and math.isfinite(v) else
                                  ('' if isinstance(v, float) else v))
-                             for k, v in rec.items() if k in CSV_FIELDS})
+                             for k, v in rec.items() if k in fields})
 
 
 def plot_bars(table: Table, records: List[dict], path: str) -> None:
@@ -472,6 +580,14 @@ def main(argv=None) -> int:
     write_csv(records, out + '.csv')
     plot_bars(table, records, out + '.png')
     written = [out + ext for ext in ('.md', '.csv', '.png')]
+    per_class = collect_per_class(table, args.work_dir, args.alpha)
+    if per_class:
+        per_class_md = per_class_markdown(table, per_class)
+        with open(out + '_per_class.md', 'w') as f:
+            f.write(per_class_md)
+        write_csv(per_class, out + '_per_class.csv', PER_CLASS_CSV_FIELDS)
+        written += [out + '_per_class.md', out + '_per_class.csv']
+        markdown += '\n' + per_class_md
     if args.weights and plot_weights(table, args.work_dir,
                                      out + '_weights.png'):
         written += [out + '_weights.png', out + '_weights.csv']
