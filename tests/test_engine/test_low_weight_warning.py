@@ -105,3 +105,31 @@ def test_hook_argument():
     with pytest.raises(ValueError, match='threshold'):
         LossWeightingHook(rule=alwa, losses=losses,
                           low_weight_warning=dict(threshold=0.0))
+
+
+def test_warning_through_the_runner(tmp_path, tiny_data):
+    """The small-object ALWA config, shrunk: with threshold 1 and one window,
+    the first window that lowers α (cls loss ~0.69 against an RPN box loss
+    far below it at initialisation) must log the warning, once."""
+    import glob
+
+    from mmengine.runner import Runner
+
+    from _helpers import tiny_cfg
+    cfg = tiny_cfg('configs/demo/faster_rcnn_r18_alwa1_small_demo.py',
+                   str(tmp_path), tiny_data, max_iters=6)
+    cfg.default_hooks.alwa.rule.update(interval=2)
+    cfg.default_hooks.alwa.low_weight_warning = dict(threshold=1.0,
+                                                     windows=1)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = next(h for h in runner.hooks if isinstance(h, LossWeightingHook))
+    assert hook.rule.alpha < 1.0
+    (log,) = glob.glob(str(tmp_path / '*' / '*.log'))
+    lines = [ln for ln in open(log) if 'has been down-weighted' in ln]
+    assert len(lines) == 1
+    assert 'WARNING' in lines[0]
+    assert 'alwa: the cls loss (rpn_head.loss_cls)' in lines[0]
+    assert 'reg loss (rpn_head.loss_bbox)' in lines[0]
