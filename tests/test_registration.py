@@ -52,7 +52,9 @@ def test_registered_in_mmdet(registry_name, module, name):
 def test_rules_and_signal_providers():
     assert set(RULES) == {'ALWA', 'DWA', 'DTP', 'GuidedLoss',
                           'UncertaintyWeighting', 'GradNorm', 'TDB',
-                          'FAMO', 'RLW', 'GLS', 'IMTL_L', 'STCH'}
+                          'FAMO', 'RLW', 'GLS', 'IMTL_L', 'STCH', 'UPGrad',
+                          'MGDA', 'PCGrad', 'IMTL_G', 'AlignedMTL',
+                          'DualProj', 'CAGrad'}
     signals = importlib.import_module('mmdet_alwa.engine.hooks.signals')
     assert dict(SIGNAL_PROVIDERS.module_dict) == {
         'kpi': signals.KPIProvider, 'num_samples': signals.NumSamplesProvider,

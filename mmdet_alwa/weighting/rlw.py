@@ -10,7 +10,7 @@ import torch
 from torchjd.scalarization import Random
 
 from .registry import register_rule
-from .scalarized import ScalarizerWeighting
+from .scalarized import ScalarizerWeighting, iteration_seed
 from .validation import check_int
 
 __all__ = ['RLW']
@@ -65,13 +65,8 @@ class RLW(ScalarizerWeighting):
         self._last_values()
 
     def draw_seed(self, iteration: int) -> int:
-        """The generator seed of ``iteration``: SplitMix64 of ``seed * 2**32
-        + iteration`` (well mixed in its low 32 bits, the only ones the CPU
-        generator's Mersenne Twister uses), to 63 bits."""
-        z = ((self.seed << 32) + iteration + 0x9E3779B97F4A7C15) % 2**64
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
-        return (z ^ (z >> 31)) >> 1
+        """The generator seed of ``iteration`` (:func:`iteration_seed`)."""
+        return iteration_seed(self.seed, iteration)
 
     def _scalarize(self, losses: torch.Tensor) -> torch.Tensor:
         seed = self.draw_seed(self.num_steps)

@@ -36,7 +36,19 @@ import torch
 from .base import BaseWeighting
 from .validation import check_positive
 
-__all__ = ['ScalarizerWeighting']
+__all__ = ['ScalarizerWeighting', 'iteration_seed']
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """A generator seed for one iteration of a random rule: SplitMix64 of
+    ``seed * 2**32 + iteration`` (well mixed in its low 32 bits, the only
+    ones the CPU generator's Mersenne Twister uses), to 63 bits. Every DDP
+    rank gets the same seed without a collective, and a resumed run the
+    same stream."""
+    z = ((seed << 32) + iteration + 0x9E3779B97F4A7C15) % 2**64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    return (z ^ (z >> 31)) >> 1
 
 
 def _on_device(values: Sequence[float], device: torch.device,

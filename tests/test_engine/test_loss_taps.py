@@ -1,6 +1,6 @@
 """LossTaps on hand-made modules: same-iteration weighting replaces the raw
 outputs in the loss dict (values and list items) and scales the gradient of
-an output held only in a derived form; claims are released."""
+an output held only in a derived form; a module another hook claims is an error."""
 import pytest
 import torch
 from torch import nn
@@ -33,11 +33,15 @@ def test_same_iteration_weights_in_the_loss_dict():
     rule = GuidedLoss()
     taps = LossTaps('g', rule, dict(cls=['loss_cls'], reg=['loss_reg']))
 
-    def on_losses(output, raw):
+    def on_losses(module, args, output):  # what the hook does
+        if not taps.active:
+            return
+        raw = taps.raw_totals()
         rule.prepare({t: v.item() for t, v in raw.items()})
         taps.weight_in_dict(output)
 
-    taps.attach(model, on_losses)
+    taps.attach(model)
+    model.register_forward_hook(on_losses)
     a, b, c = (torch.tensor([v], requires_grad=True) for v in (1., 3., 6.))
     taps.start()
     out = model(a, b, c)
@@ -57,16 +61,18 @@ def test_same_iteration_weights_in_the_loss_dict():
     taps.detach()
 
 
-def test_a_module_is_claimed_by_one_hook():
+def test_a_module_claimed_by_another_hook_is_an_error():
     model = _Detector()
     first = LossTaps('a', GuidedLoss(), dict(cls=['loss_cls'],
                                               reg=['loss_reg']))
-    first.attach(model, lambda output, raw: None)
+    first.attach(model)
+    claimed = {m: 'a' for ms in first.modules.values() for m in ms}
     second = LossTaps('b', GuidedLoss(), dict(cls=['loss_cls'],
                                                reg=['loss_reg']))
     with pytest.raises(ValueError, match=r"'loss_cls' is already weighted "
                        r'by LossWeightingHook\(a\)'):
-        second.attach(model, lambda output, raw: None)
-    first.detach()  # released
-    second.attach(model, lambda output, raw: None)
+        second.attach(model, claimed)
+    first.detach()  # released: nothing is claimed any more
+    assert first.modules == {}
+    second.attach(model)
     second.detach()

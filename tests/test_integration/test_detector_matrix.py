@@ -34,6 +34,8 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from torchjd import aggregation as torchjd_aggregation
+from torchjd.autojac import jac
 
 from _detectors import DETECTORS, detector_cfg
 from mmdet.registry import MODELS
@@ -58,7 +60,24 @@ ALL_LOSS_RULES = {
     'gls': dict(type='GLS'),
     'imtl_l': dict(type='IMTL_L'),
     'stch': dict(type='STCH', mu=0.5),
+    # gradient aggregation at the neck's outputs (TorchJD's weightings)
+    'upgrad': dict(type='UPGrad'),
+    'mgda': dict(type='MGDA'),
+    'pcgrad': dict(type='PCGrad', seed=5),
+    'imtl_g': dict(type='IMTL_G'),
+    'aligned_mtl': dict(type='AlignedMTL'),
+    'dualproj': dict(type='DualProj'),
+    'cagrad': dict(type='CAGrad'),
 }
+#: TorchJD's Aggregator of each gradient-aggregation rule: the oracle
+AGGREGATORS = dict(
+    UPGrad=lambda rule: torchjd_aggregation.UPGrad(),
+    MGDA=lambda rule: torchjd_aggregation.MGDA(),
+    PCGrad=lambda rule: torchjd_aggregation.PCGrad(),
+    IMTL_G=lambda rule: torchjd_aggregation.IMTLG(),
+    AlignedMTL=lambda rule: torchjd_aggregation.AlignedMTL(),
+    DualProj=lambda rule: torchjd_aggregation.DualProj(),
+    CAGrad=lambda rule: torchjd_aggregation.CAGrad(c=rule.c))
 
 
 def _runs(name):
@@ -136,7 +155,17 @@ class _Recorder(Hook):
         self.used: Dict[str, List[dict]] = {h.name: [] for h in self.hooks}
         self.steps: Dict[str, List[dict]] = {h.name: [] for h in self.hooks}
         self.grads: Dict[str, Dict[int, list]] = {}
+        # gradient aggregation: per iteration, J^T w and TorchJD's
+        # Aggregator of the Jacobian at the neck's outputs
+        self.directions: Dict[str, List[tuple]] = {
+            h.name: [] for h in self.hooks}
+        self.neck_outputs: List[torch.Tensor] = []
+        # the raw loss outputs of this iteration, as the probes see them
+        # (before the weighting hook's tap): {'<hook>/<task>': [tensor]}
+        self.raw_outputs: Dict[str, List[torch.Tensor]] = {}
         model = runner.model
+        if any(getattr(h.rule, 'needs_gramian', False) for h in self.hooks):
+            model.neck.register_forward_hook(self._keep_neck)
         # registered before the weighting hooks' (in their before_run): runs
         # first, so it sees the raw output
         for hook in self.hooks:
@@ -150,6 +179,7 @@ class _Recorder(Hook):
 
         def forward_hook(mod, args, kwargs, out):
             if mod.training and out.requires_grad:
+                self.raw_outputs.setdefault(f'{name}/{task}', []).append(out)
                 calls = store.setdefault(runner.iter, [])
                 index = len(calls)
                 weight = kwargs.get('weight', args[2] if len(args) > 2
@@ -172,10 +202,38 @@ class _Recorder(Hook):
         for hook in self.hooks:
             self._spy(hook)
 
+    def _keep_neck(self, module, args, out):
+        if module.training:
+            self.neck_outputs = [o for o in out if o.requires_grad]
+
     def _after_forward(self, module, args, out):
         if module.training and isinstance(out, dict):
             for hook in self.hooks:
                 self.used[hook.name].append(dict(hook.rule.weights))
+                if getattr(hook.rule, 'needs_gramian', False):
+                    self._aggregate(hook)
+            self.raw_outputs = {}
+
+    def _aggregate(self, hook):
+        # TorchJD's autojac Jacobian of the raw losses at the neck's outputs
+        # and its Aggregator, vs J^T w with the weights the hook applied
+        rule = hook.rule
+        losses = torch.stack([
+            sum(o.sum() for o in self.raw_outputs[f'{hook.name}/{t}'])
+            for t in rule.tasks])
+        # one task at a time (no vmap: the probes read their gradients)
+        jacs = jac(losses, self.neck_outputs, retain_graph=True,
+                   parallel_chunk_size=1)
+        matrix = torch.cat([j.reshape(len(rule.tasks), -1) for j in jacs],
+                           dim=1).double()
+        with torch.random.fork_rng(devices=[]):  # PCGrad's draw
+            torch.manual_seed(_splitmix64(
+                (getattr(rule, 'seed', 0) << 32) + rule.num_steps) >> 1)
+            expected = AGGREGATORS[type(rule).__name__](rule)(matrix)
+        w = torch.tensor([self.used[hook.name][-1][t] for t in rule.tasks],
+                         dtype=torch.float64)
+        self.directions[hook.name].append(
+            (w @ matrix, expected, matrix.norm(dim=1).max().item()))
 
     def _spy(self, hook):
         rule, step, log = hook.rule, hook.rule.step, self.steps[hook.name]
@@ -440,6 +498,22 @@ ORACLES = dict(ALWA=_alwa_oracle, GuidedLoss=_guided_oracle,
                FAMO=_famo_oracle, IMTL_L=_imtl_l_oracle)
 
 
+def _gramian_oracle(hook, steps, used, directions):
+    # the update at the neck's outputs is TorchJD's Aggregator of the
+    # Jacobian there (a different code path: autojac, the Aggregator's own
+    # Gramian), to 1e-5 of the largest task gradient (MGDA's min-norm
+    # point is 0 when a task's gradient is)
+    assert len(directions) == ITERS
+    for it, (ours, expected, scale) in enumerate(directions, 1):
+        assert scale > 0
+        err = (ours - expected).norm().item()
+        assert err <= 1e-5 * scale, (
+            f'iter {it}: |J^T w - TorchJD| = {err:.3g}, '
+            f'|g|max = {scale:.3g}')
+    k = len(hook.rule.tasks)
+    assert len(hook.rule.last_stats) == k + k * (k - 1) // 2
+
+
 def _check_resume(full, resumed):
     for hook in full.hooks:
         a, b = full.steps[hook.name], resumed.steps[hook.name]
@@ -469,7 +543,10 @@ def test_rule_on_detector(name, run, tmp_path, tiny_data):
         steps, used = rec.steps[hook.name], rec.used[hook.name]
         assert len(steps) == ITERS
         _check_signals(hook, steps)
-        ORACLES[type(hook.rule).__name__](hook, steps, used)
+        if getattr(hook.rule, 'needs_gramian', False):
+            _gramian_oracle(hook, steps, used, rec.directions[hook.name])
+        else:
+            ORACLES[type(hook.rule).__name__](hook, steps, used)
     ckpt = osp.join(runner.work_dir, f'iter_{RESUME_AT}.pth')
     _, resumed = _train(name, run, tmp_path / 'resumed', tiny_data,
                         resume_from=ckpt)

@@ -14,7 +14,9 @@ import pytest
 from _helpers import REPO_ROOT
 
 PUBLIC = ('ALWA', 'DWA', 'DTP', 'GuidedLoss', 'UncertaintyWeighting',
-          'GradNorm', 'TDB', 'FAMO', 'RLW', 'GLS', 'IMTL_L', 'STCH')
+          'GradNorm', 'TDB', 'FAMO', 'RLW', 'GLS', 'IMTL_L', 'STCH',
+          'UPGrad', 'MGDA', 'PCGrad', 'IMTL_G', 'AlignedMTL', 'DualProj',
+          'CAGrad')
 
 # a meta-path finder that makes mmdet, mmengine and mmcv unimportable
 BLOCKER = r'''
@@ -31,17 +33,27 @@ sys.meta_path.insert(0, Blocker())
 SCRIPT = BLOCKER + r'''
 from mmdet_alwa.weighting import (ALWA, DWA, DTP, GuidedLoss,
                                   UncertaintyWeighting, GradNorm, TDB,
-                                  FAMO, RLW, GLS, IMTL_L, STCH,
-                                  RULES, build_rule)
+                                  FAMO, RLW, GLS, IMTL_L, STCH, UPGrad,
+                                  MGDA, PCGrad, IMTL_G, AlignedMTL,
+                                  DualProj, CAGrad, RULES, build_rule,
+                                  representation_gramian)
 rule = build_rule(dict(type='ALWA', variant=1, interval=2))
 for value in (1.0, 2.0, 3.0, 5.0):
     rule.step({'cls': value, 'reg': 0.5 * value})
 assert rule.weights['cls'] < 1.0, rule.weights
 for cls in (ALWA, DWA, DTP, GuidedLoss, UncertaintyWeighting, GradNorm, TDB,
-            FAMO, RLW, GLS, IMTL_L, STCH):
+            FAMO, RLW, GLS, IMTL_L, STCH, UPGrad, MGDA, PCGrad, IMTL_G,
+            AlignedMTL, DualProj, CAGrad):
     assert RULES[cls.__name__] is cls
 # the TorchJD-based rules work with mmdet & co. blocked
 assert GLS().prepare({'cls': 1.0, 'reg': 4.0}) == {'cls': 1.0, 'reg': 0.25}
+# gradient aggregation in plain torch: the Gramian by autograd, MGDA's
+# min-norm weights of orthogonal gradients of norms 1 and 2: (4/5, 1/5)
+import torch
+z = torch.tensor([1.0, 1.0], requires_grad=True)
+g = representation_gramian([z[0], 2 * z[1]], [z])
+w = MGDA().prepare({'cls': 1.0, 'reg': 1.0}, gramian=g)
+assert [round(float(w[t]), 6) for t in ('cls', 'reg')] == [0.8, 0.2], w
 loaded = sorted(m for m in sys.modules
                 if m.split('.')[0] in ('mmdet', 'mmengine', 'mmcv'))
 assert not loaded, loaded

@@ -18,7 +18,10 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOKENS = dict(dwa='DWA', dtp='DTP', guided='Guided Loss',
               uncertainty='Uncertainty Weighting', gradnorm='GradNorm',
               tdb='TDB', sample_level='Sample-Level Balancing', famo='FAMO',
-              rlw='RLW', gls='GLS', imtl_l='IMTL-L', stch='STCH')
+              rlw='RLW', gls='GLS', imtl_l='IMTL-L', stch='STCH',
+              upgrad='UPGrad', mgda='MGDA', pcgrad='PCGrad',
+              imtl_g='IMTL-G', aligned_mtl='Aligned-MTL',
+              dualproj='DualProj', cagrad='CAGrad')
 # new folders get a collection of their own
 NEW_COLLECTIONS = dict(
     matl=dict(Name='MATL', Paper=dict(

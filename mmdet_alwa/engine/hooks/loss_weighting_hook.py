@@ -20,11 +20,21 @@ How it works (each mechanism lives in one module of
   what mmdet sums, logs (``loss_rpn_cls``...) and back-propagates. "Raw" is
   the loss module's output, its own ``loss_weight`` included. Nothing in the
   model or loss config changes, so the detector's ``state_dict`` is that of
-  plain mmdet. Outside training iterations the outputs pass unchanged. Rules
-  that weight an iteration by its own losses (``rule.same_iteration``,
-  Guided Loss) are weighted once every loss exists, from the rank-averaged
-  raw losses (``rule.prepare``), on the device: their weights are 0-d
-  tensors there, read later with the iteration's statistics.
+  plain mmdet. Outside training iterations the outputs pass unchanged.
+* the iteration's losses (this hook's forward hook on the detector, after
+  ``forward(mode='loss')``, before backward): the taps' raw totals go one
+  way, to the hook, which hands them to the signal providers and, for rules
+  that weight an iteration by its own losses (``rule.same_iteration``:
+  Guided Loss, the scalarizers, gradient aggregation), computes the weights
+  from the rank-averaged raw losses (``rule.prepare``) on the device -- 0-d
+  tensors there, read later with the iteration's statistics -- and has the
+  taps put the weighted losses into the loss dict.
+* gradient aggregation (:mod:`.loss_weighting.representation`, rules with
+  ``needs_gramian``: UPGrad, MGDA, PCGrad, IMTL_G, AlignedMTL, DualProj,
+  CAGrad): on the iterations the rule asks for one, the Gramian of the raw
+  losses' gradients with respect to the ``representation`` module's outputs
+  (default the neck), all-reduced over the ranks, is handed to
+  ``rule.prepare``.
 * the param group (:mod:`.loss_weighting.param_group`): ``rule.parameters()``
   (learnable weights) become an extra param group (``param_group`` options)
   of the runner's optimizer, which follows the runner's parameter schedulers
@@ -54,7 +64,8 @@ iteration to the detector's loss dict as ``loss_<name>_regularizer``;
 
 Several hooks may weight different loss modules of one detector (e.g. ALWA
 on the RPN and on the RoI head, named ``alwa_rpn`` and ``alwa_roi``); a loss
-module named by two hooks, or two hooks of one name, is a ``ValueError``.
+module named by two hooks of ``runner.hooks``, or two hooks of one name, is
+a ``ValueError``.
 
 Note:
     Priority ``NORMAL`` (50): ``after_train_iter`` must run before
@@ -74,6 +85,7 @@ from mmdet_alwa.weighting import BaseWeighting, build_rule
 from .loss_weighting import (CHECKPOINT_KEY, LossTaps, RuleCheckpoint,
                              RuleLog, add_rule_param_group, find_param_group,
                              finite_mean, reduce_finite_mean)
+from .loss_weighting.representation import RepresentationTap
 from .loss_weighting.scalars import LowWeightWarning
 from .signals import SignalProvider, build_signal_provider
 
@@ -115,6 +127,11 @@ class LossWeightingHook(Hook):
             other rules (they have no windowed α); ``False``: off; a dict
             for another rule is a ``ValueError``. It only logs: no weight
             changes, no device read.
+        representation (str, optional): for gradient aggregation (a rule
+            with ``needs_gramian``), the module (dotted path on the
+            unwrapped detector) whose outputs are the shared representation
+            the task gradients are taken at. Default ``'neck'`` (all FPN
+            levels). A ``ValueError`` for another rule.
     """
 
     priority = 'NORMAL'
@@ -128,7 +145,8 @@ class LossWeightingHook(Hook):
                  param_group: Optional[Mapping[str, Any]] = None,
                  restore_on_load_from: bool = False,
                  low_weight_warning: Union[None, bool,
-                                           Mapping[str, Any]] = None) -> None:
+                                           Mapping[str, Any]] = None,
+                 representation: Optional[str] = None) -> None:
         if not isinstance(rule, Mapping) or 'type' not in rule:
             raise ValueError(
                 f'rule must be a dict with a "type", got {rule!r}')
@@ -161,6 +179,17 @@ class LossWeightingHook(Hook):
         self.log = RuleLog(name,
                            self._low_weight_warning(low_weight_warning))
         self.checkpoint = RuleCheckpoint(name, restore_on_load_from)
+        self.representation: Optional[RepresentationTap] = None
+        if getattr(self.rule, 'needs_gramian', False):
+            self.representation = RepresentationTap(
+                name, 'neck' if representation is None else representation)
+        elif representation is not None:
+            raise ValueError(
+                f'LossWeightingHook({name}): representation is for gradient '
+                f'aggregation rules (UPGrad, MGDA, ...); rule '
+                f'{type(self.rule).__name__} takes no Gramian')
+        self._handles: List = []
+        self._optim_wrapper = None
         self._optimizer: Optional[torch.optim.Optimizer] = None
         self._device = torch.device('cpu')
         self._attached = False
@@ -220,10 +249,21 @@ class LossWeightingHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model
         self._device = next(model.parameters()).device
-        loss_modules = self.taps.attach(model, self._on_losses)
+        claimed = {module: other.name
+                   for other in getattr(runner, 'hooks', [])
+                   if isinstance(other, LossWeightingHook)
+                   and other is not self
+                   for modules in other.taps.modules.values()
+                   for module in modules}
+        loss_modules = self.taps.attach(model, claimed)
+        if self.representation is not None:
+            self.representation.attach(model)
+        self._optim_wrapper = getattr(runner, 'optim_wrapper', None)
         for provider in self.providers.values():
-            provider.optim_wrapper = getattr(runner, 'optim_wrapper', None)
+            provider.optim_wrapper = self._optim_wrapper
             provider.attach(model, loss_modules)
+        # registered after the loss taps: runs once every loss exists
+        self._handles.append(model.register_forward_hook(self._on_losses))
         params = list(self.rule.parameters())
         if params:
             self._optimizer = add_rule_param_group(
@@ -232,28 +272,41 @@ class LossWeightingHook(Hook):
                 f'{type(self.rule).__name__})')
         self._attached = True
 
-    def _on_losses(self, output: dict,
-                   raw: Dict[str, Optional[torch.Tensor]]) -> None:
-        """The detector hook: after the loss forward, before backward."""
+    def _on_losses(self, module, args, output):
+        """The detector's forward hook: after the loss forward, before
+        backward, with the loss dict; the iteration's raw totals come from
+        the taps."""
+        if not (self.taps.active and isinstance(output, dict)):
+            return None
+        raw = self.taps.raw_totals()
         if self.rule.same_iteration:
             # reduced on the device, not read: the weights are device
             # tensors; the rule's python state follows in after_train_iter
             values = [torch.nan if raw[t] is None else raw[t].detach()
                       for t in self.rule.tasks]
             mean, _ = finite_mean(values, self._device)
-            weights = self.rule.prepare(dict(zip(self.rule.tasks,
-                                                 mean.unbind())))
+            mean = dict(zip(self.rule.tasks, mean.unbind()))
+            if self.representation is not None and \
+                    self.rule.wants_gramian():
+                gramian = self.representation.gramian(
+                    [raw[t] for t in self.rule.tasks], self._optim_wrapper)
+                weights = self.rule.prepare(mean, gramian=gramian)
+            else:
+                weights = self.rule.prepare(mean)
             self.taps.weight_in_dict(output, weights)
         for provider in self.providers.values():
             provider.on_losses(raw, self.rule)
         reg = self.rule.regularizer()
         if reg is not None:
             output[f'loss_{self.name}_regularizer'] = reg
+        return output
 
     # -------------------------------------------------------- per iteration
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
         self.taps.start()
+        if self.representation is not None:
+            self.representation.start()
         for provider in self.providers.values():
             provider.reset()
 
@@ -261,6 +314,8 @@ class LossWeightingHook(Hook):
                          outputs=None) -> None:
         tasks = self.rule.tasks
         raw_totals = self.taps.stop()
+        if self.representation is not None:
+            self.representation.stop()
         values: List[Any] = [torch.nan if raw_totals[t] is None
                              else raw_totals[t] for t in tasks]
         signals = {s: p.collect() for s, p in self.providers.items()}
@@ -291,7 +346,12 @@ class LossWeightingHook(Hook):
         self.log.log(runner, self.rule, raw, group)
 
     def after_run(self, runner) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
         self.taps.detach()
+        if self.representation is not None:
+            self.representation.detach()
         for provider in self.providers.values():
             provider.detach()
         self._attached = False

@@ -4,14 +4,17 @@ raw losses of a detector.
 One forward hook per loss module keeps the module's output (a task's raw
 loss of an iteration is the sum over all calls: dense heads call their
 losses once per FPN level) and returns the weighted output, so the weighted
-loss is what mmdet sums, logs and back-propagates. A forward hook on the
-detector runs after ``forward(mode='loss')`` returns and before backward;
-it hands the raw totals to the hook (signal providers, regularizer).
+loss is what mmdet sums, logs and back-propagates. The taps only produce:
+the iteration's raw totals (:meth:`LossTaps.raw_totals`, attached to the
+graph; :meth:`LossTaps.stop`, detached) are read by the owning hook, which
+decides what to do with them (signal providers, same-iteration weights,
+the Gramian of gradient aggregation, the regularizer); nothing calls back.
 
-Rules with ``same_iteration=True`` (Guided Loss) need this iteration's raw
-losses before any loss is weighted: their loss taps pass the outputs
-through, and the detector hook, once every loss exists, replaces each
-output in the returned loss dict by its weighted value. An output the dict
+Rules with ``same_iteration=True`` (Guided Loss, the scalarizers, gradient
+aggregation) need this iteration's raw losses before any loss is weighted:
+their loss taps pass the outputs through, and the hook, once every loss
+exists, has :meth:`LossTaps.weight_in_dict` replace each output in the
+returned loss dict by its weighted value. An output the dict
 holds only in a derived form (Cascade R-CNN multiplies each stage's losses
 by a stage weight) cannot be replaced; the gradient flowing back through it
 is scaled by the task's weight instead (the tap's output passes an identity
@@ -24,21 +27,16 @@ is applied without reading it (no host sync), exactly as the python float
 would be (cast to the loss's dtype; float16/bfloat16 losses are multiplied
 in float32, as torch does with a python scalar).
 
-A loss module is weighted by one hook at most: a second hook naming it is a
-``ValueError`` (the claims are released in :meth:`LossTaps.detach`).
+A loss module is weighted by one hook at most: :meth:`LossTaps.resolve`
+gets the modules other hooks weight (the owning hook collects them over
+``runner.hooks``) and a module among them is a ``ValueError``.
 """
-import weakref
-from typing import Callable, Dict, List, Mapping, Optional, Union
+from typing import Dict, List, Mapping, Optional, Union
 
 import torch
 from torch import nn
 
 __all__ = ['LossTaps', 'loss_module_names']
-
-# loss module -> the name of the hook whose taps weight it
-_CLAIMS: 'weakref.WeakKeyDictionary[nn.Module, str]' = \
-    weakref.WeakKeyDictionary()
-
 
 def loss_module_names(model: nn.Module) -> List[str]:
     """The dotted names of the modules of ``model`` that look like losses
@@ -109,15 +107,17 @@ class LossTaps:
         self.modules: Dict[str, List[nn.Module]] = {}
         self.active = False
         self._handles: List = []
-        self._claimed: List[nn.Module] = []
         self._factors: Dict[int, _Factor] = {}
         # (number of outputs, totals) of the last raw_totals() call
         self._totals: Optional[tuple] = None
 
-    def resolve(self, model: nn.Module) -> Dict[str, List[nn.Module]]:
+    def resolve(self, model: nn.Module,
+                claimed: Optional[Mapping[nn.Module, str]] = None
+                ) -> Dict[str, List[nn.Module]]:
         """``{task: [loss module, ...]}`` on ``model``; ``ValueError`` for a
-        path that is not a module, a module named twice or one that another
-        hook already weights."""
+        path that is not a module, a module named twice or one of
+        ``claimed`` (``{module: name of the hook that weights it}``)."""
+        claimed = claimed or {}
         resolved, seen = {}, {}
         for task, paths in self.loss_paths.items():
             resolved[task] = []
@@ -133,7 +133,7 @@ class LossTaps:
                 if id(module) in seen:
                     raise ValueError(f'loss module {path!r} is named twice '
                                      f'(also as {seen[id(module)]!r})')
-                owner = _CLAIMS.get(module)
+                owner = claimed.get(module)
                 if owner is not None and owner != self.name:
                     raise ValueError(
                         f'LossWeightingHook({self.name}): loss module '
@@ -145,30 +145,21 @@ class LossTaps:
         return resolved
 
     def attach(self, model: nn.Module,
-               on_losses: Callable[[dict, Dict[str, Optional[torch.Tensor]]],
-                                   None]) -> Dict[str, List[nn.Module]]:
-        """Hook the loss modules and the detector; ``on_losses(output, raw)``
-        runs in the detector hook with the loss dict and the raw totals.
-        Returns the resolved loss modules."""
-        self.modules = self.resolve(model)
+               claimed: Optional[Mapping[nn.Module, str]] = None
+               ) -> Dict[str, List[nn.Module]]:
+        """Hook the loss modules (:meth:`resolve`); returns them."""
+        self.modules = self.resolve(model, claimed)
         for task, modules in self.modules.items():
             for module in modules:
-                _CLAIMS[module] = self.name
-                self._claimed.append(module)
                 self._handles.append(module.register_forward_hook(
                     self._make_loss_hook(task)))
-        self._on_losses = on_losses
-        self._handles.append(model.register_forward_hook(self._detector_hook))
         return self.modules
 
     def detach(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        for module in self._claimed:
-            if _CLAIMS.get(module) == self.name:
-                del _CLAIMS[module]
-        self._claimed.clear()
+        self.modules = {}
 
     # ------------------------------------------------------------ iteration
     def start(self) -> None:
@@ -228,12 +219,6 @@ class LossTaps:
             return self.rule.weight_loss(task, output)
 
         return hook
-
-    def _detector_hook(self, module, args, output):
-        if not (self.active and isinstance(output, dict)):
-            return None
-        self._on_losses(output, self.raw_totals())
-        return output
 
     def weight_in_dict(self, losses: dict,
                        weights: Optional[Mapping[str, Union[

@@ -1,0 +1,19 @@
+# The demo detector trained with DualProj (Quinton & Rey 2024) on all four RPN/RoI
+# losses, as configs/balancers/faster_rcnn_r50_dualproj_voc.py: `python
+# tools/train.py configs/demo/faster_rcnn_r18_dualproj_demo.py` trains it in
+# minutes on a CPU (tools/demo.py generates the demo data). See
+# docs/balancers.md, "Gradient aggregation".
+_base_ = ['./faster_rcnn_r18_demo.py']
+
+default_hooks = dict(
+    dualproj=dict(
+        type='LossWeightingHook',
+        name='dualproj',
+        rule=dict(
+            type='DualProj',
+            tasks=('rpn_cls', 'rpn_reg', 'roi_cls', 'roi_reg')),
+        losses=dict(
+            rpn_cls='rpn_head.loss_cls', rpn_reg='rpn_head.loss_bbox',
+            roi_cls='roi_head.bbox_head.loss_cls',
+            roi_reg='roi_head.bbox_head.loss_bbox'),
+        representation='neck'))

@@ -1,0 +1,19 @@
+# The demo detector trained with IMTL-G (Liu et al. on all four RPN/RoI
+# losses, as configs/balancers/faster_rcnn_r50_imtl_g_voc.py: `python
+# tools/train.py configs/demo/faster_rcnn_r18_imtl_g_demo.py` trains it in
+# minutes on a CPU (tools/demo.py generates the demo data). See
+# docs/balancers.md, "Gradient aggregation".
+_base_ = ['./faster_rcnn_r18_demo.py']
+
+default_hooks = dict(
+    imtl_g=dict(
+        type='LossWeightingHook',
+        name='imtl_g',
+        rule=dict(
+            type='IMTL_G',
+            tasks=('rpn_cls', 'rpn_reg', 'roi_cls', 'roi_reg')),
+        losses=dict(
+            rpn_cls='rpn_head.loss_cls', rpn_reg='rpn_head.loss_bbox',
+            roi_cls='roi_head.bbox_head.loss_cls',
+            roi_reg='roi_head.bbox_head.loss_bbox'),
+        representation='neck'))
