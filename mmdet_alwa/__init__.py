@@ -1,7 +1,7 @@
 """mmdet_alwa: automatic loss balancing for MMDetection 3.x.
 
-Importing the package registers its hooks, losses, heads, transforms and
-datasets into mmdet's registries (``custom_imports=dict(imports=['mmdet_alwa'])``).
+Importing the package registers its hooks, losses, heads, transforms,
+datasets and metrics into mmdet's registries (``custom_imports=dict(imports=['mmdet_alwa'])``).
 Without mmdet installed only the pure-torch rules of
 :mod:`mmdet_alwa.weighting` are available.
 """
@@ -13,6 +13,6 @@ try:
 except ImportError:  # the balancing rules work without mmdet
     pass
 else:
-    from . import datasets, engine, models, utils  # noqa: F401
+    from . import datasets, engine, evaluation, models, utils  # noqa: F401
 
 __all__ = ['__version__']

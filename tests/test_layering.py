@@ -77,8 +77,11 @@ def test_the_import_walker_sees_relative_imports():
 
 
 def test_package_import_leaves_the_evaluation_protocols_out():
-    """``import mmdet_alwa`` registers modules; the linear probe (data
-    loading, scikit-learn) is imported by its tool only."""
+    """``import mmdet_alwa`` registers modules (the per-class metric of
+    ``evaluation/`` included); the linear probe (data loading,
+    scikit-learn) is imported by its tool only."""
     path = osp.join(PACKAGE, '__init__.py')
-    assert not [n for n in _imports(path, 'mmdet_alwa')
-                if _first_level(n) == 'evaluation']
+    assert 'mmdet_alwa.evaluation' in set(_imports(path, 'mmdet_alwa'))
+    path = osp.join(PACKAGE, 'evaluation', '__init__.py')
+    assert set(_imports(path, 'mmdet_alwa.evaluation')) == {
+        'mmdet_alwa.evaluation.per_class_ap'}

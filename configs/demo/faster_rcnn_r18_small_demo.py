@@ -2,7 +2,8 @@
 # the demo data (issue 19; docs/alwa.md, "Small objects"): discs of 4-20 px
 # (longer side) among the four other classes at 60-150 px, at 320x240. The
 # data is generated on first use into its own folder, data/demo_small/.
-# Validation logs per-class AP (CocoMetric, classwise=True). The model, its
+# Validation logs per-class AP (CocoMetric, classwise=True) and per-class
+# AP@0.5 and recall (PerClassAPMetric). The model, its
 # anchors (16-256 px) included, is the demo's, unchanged, as a user would.
 _base_ = ['./faster_rcnn_r18_demo.py']
 
@@ -36,6 +37,12 @@ train_dataloader = dict(
 val_dataloader = dict(
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/val.json',
-                     classwise=True)
+# CocoMetric (coco/bbox_mAP_50, per-class AP@[.5:.95]) and the per-class
+# AP@0.5, recall and detection counts (per_class/<class>_AP50, _recall,
+# _num_dets; mmdet_alwa/evaluation/per_class_ap.py)
+val_evaluator = [
+    dict(type='CocoMetric', ann_file=data_root + 'annotations/val.json',
+         metric='bbox', format_only=False, classwise=True),
+    dict(type='PerClassAPMetric'),
+]
 test_evaluator = val_evaluator
