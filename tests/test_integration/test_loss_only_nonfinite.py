@@ -1,14 +1,17 @@
-"""The loss-only rules over TorchJD (FAMO, RLW, GLS, IMTL-L, STCH) with a
-NaN loss, on a tiny Faster R-CNN through mmengine's Runner (all four
-RPN/RoI losses, configs/balancers/faster_rcnn_r50_<rule>_voc.py).
+"""The rules over TorchJD (the loss-only FAMO, RLW, GLS, IMTL-L, STCH and the
+gradient aggregators UPGrad, MGDA, PCGrad, IMTL-G, Aligned-MTL, DualProj,
+CAGrad) with a NaN loss, on a tiny Faster R-CNN through mmengine's Runner
+(all four RPN/RoI losses, configs/balancers/faster_rcnn_r50_<rule>_voc.py).
 
 - one process, the RPN classification loss NaN at iteration 2: no rank has
   a finite value, the same-iteration rules keep the weights of iteration 1
   (``num_fallbacks`` 1), every rule counts ``nonfinite_rpn_cls`` = 1, the
   guard (``nonfinite_policy='skip'``) skips that step, and the weights stay
   finite after it;
-- two gloo ranks, the NaN on rank 1 only: the mean of the finite rank is
-  used (no fallback), both ranks count it and hold the same state.
+- two gloo ranks, the NaN on rank 1 only: the loss-only rules use the
+  mean of the finite rank (no fallback); the Gramian summed over the ranks
+  is NaN, so a gradient aggregator keeps the last weights on both ranks
+  (one fallback each). Both ranks count the NaN and hold the same state.
 """
 import math
 
@@ -20,7 +23,10 @@ from _helpers import dist_run, make_ddp_cfg, tiny_cfg
 from mmdet_alwa.engine.hooks import LossWeightingHook
 from mmdet_alwa.weighting import ScalarizerWeighting
 
-RULES = ('famo', 'rlw', 'gls', 'imtl_l', 'stch')
+RULES = ('famo', 'rlw', 'gls', 'imtl_l', 'stch', 'upgrad', 'mgda',
+         'pcgrad', 'imtl_g', 'aligned_mtl', 'dualproj', 'cagrad')
+GRAMIAN = ('upgrad', 'mgda', 'pcgrad', 'imtl_g', 'aligned_mtl', 'dualproj',
+           'cagrad')
 TASKS = ('rpn_cls', 'rpn_reg', 'roi_cls', 'roi_reg')
 BAD_ITER = 1
 
@@ -73,7 +79,10 @@ def test_nan_loss_falls_back_and_is_counted(rule, tiny_data, tmp_path):
         assert out['fallbacks'] == 1
         for ws in out['history'].values():
             assert ws[BAD_ITER] == ws[BAD_ITER - 1]
-    if rule != 'rlw':  # the weights follow the losses: they moved again
+    # the weights follow the losses (or their gradients): they moved
+    # again; not RLW's (random), nor those of UPGrad, DualProj and CAGrad,
+    # which are the mean's whenever no two gradients conflict
+    if rule not in ('rlw', 'upgrad', 'dualproj', 'cagrad'):
         assert any(ws[2] != ws[1] for ws in out['history'].values())
 
 
@@ -84,11 +93,13 @@ def _ddp_worker(rank, world_size, rule, work_dir, data):
     return _result(runner, rule)
 
 
-@pytest.mark.parametrize('rule', ['famo', 'gls'])
+@pytest.mark.parametrize('rule', ['famo', 'gls', 'upgrad'])
 def test_nan_on_one_rank_is_counted_on_both(rule, tiny_data, tmp_path):
     r0, r1 = dist_run(_ddp_worker, 2, rule, str(tmp_path), tiny_data,
                       timeout=200)
     for r in (r0, r1):
         assert r['nonfinite']['rpn_cls'] == 1
-        assert r['fallbacks'] == 0  # rank 0's finite loss was used
+        # loss-only: rank 0's finite loss was used; gradient aggregation:
+        # the summed Gramian is NaN, the last weights are kept
+        assert r['fallbacks'] == (1 if rule in GRAMIAN else 0)
     assert r0['state'] == r1['state'] and r0['history'] == r1['history']
