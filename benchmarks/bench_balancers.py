@@ -20,12 +20,20 @@ GradNorm / TDB on the first pair, as the configs of ``configs/balancers/``;
 ``gradnorm_output`` / ``tdb_output`` take the gradient norms at the shared
 layer's output (``wrt='output'``) instead of its weights.
 GradNorm and TDB use the default shared layer (the last one shared by the
-balanced losses). Targets: <= 1.01x for ALWA, DWA, DTP, Guided Loss and
-uncertainty weighting, <= 1.25x for GradNorm/TDB.
+balanced losses). The loss-only rules over TorchJD (FAMO with the
+next-iteration losses, RLW, GLS, IMTL-L, STCH) and the gradient aggregators
+(UPGrad, MGDA, PCGrad, IMTL-G, Aligned-MTL, DualProj, CAGrad; the Gramian at
+the neck's outputs every ``--gramian-interval`` steps) weight all of the
+family's losses. Targets: <= 1.01x for ALWA, DWA, DTP, Guided Loss,
+uncertainty weighting and the loss-only rules, <= 1.25x for GradNorm/TDB and
+for gradient aggregation (one-stage families at interval 1, two-stage at
+interval 2).
 
     python benchmarks/bench_balancers.py --clock cpu            # all, CPU
     python benchmarks/bench_balancers.py --detectors faster_rcnn fcos \\
         --methods alwa gradnorm --rounds 2 --iters 1            # a subset
+    python benchmarks/bench_balancers.py --methods upgrad mgda pcgrad \\
+        --gramian-interval 2                                   # aggregation
 """
 import copy
 import functools
@@ -48,9 +56,16 @@ from _detectors import DETECTORS, _shrink  # noqa: E402
 from _helpers import _shrink_model  # noqa: E402
 
 NUM_CLASSES = 5
+LOSS_ONLY = dict(famo='FAMO', rlw='RLW', gls='GLS', imtl_l='IMTL_L',
+                 stch='STCH')
+AGGREGATION = dict(upgrad='UPGrad', mgda='MGDA', pcgrad='PCGrad',
+                   imtl_g='IMTL_G', aligned_mtl='AlignedMTL',
+                   dualproj='DualProj', cagrad='CAGrad')
 TARGETS = dict(alwa=1.01, dwa=1.01, dtp=1.01, guided=1.01, uncertainty=1.01,
                gradnorm=1.25, tdb=1.25, gradnorm_output=1.25, tdb_output=1.25,
-               gradnorm_pair=1.25, tdb_pair=1.25)
+               gradnorm_pair=1.25, tdb_pair=1.25,
+               **{m: 1.01 for m in LOSS_ONLY},
+               **{m: 1.25 for m in AGGREGATION})
 
 
 def _pair(det):
@@ -61,6 +76,12 @@ def _pair(det):
 def _at_output(rule, det):
     return (dict(type=rule, tasks=tuple(det.losses)), det.losses,
             dict(signals=dict(grad_norm=dict(type='grad_norm', wrt='output'))))
+
+
+def _all_losses(rule, det):
+    extra = dict(param_group=dict(weight_decay=0.0)) \
+        if rule == 'IMTL_L' else {}
+    return dict(type=rule, tasks=tuple(det.losses)), det.losses, extra
 
 
 # method -> (rule config, losses of the detector, extra hook options)
@@ -86,6 +107,8 @@ METHODS = dict(
     # whose last shared layer is the RPN's conv (two-stage) or the neck
     gradnorm_pair=lambda det: (dict(type='GradNorm'), _pair(det), {}),
     tdb_pair=lambda det: (dict(type='TDB'), _pair(det), {}),
+    **{m: functools.partial(_all_losses, rule)
+       for m, rule in {**LOSS_ONLY, **AGGREGATION}.items()},
 )
 
 
@@ -157,6 +180,8 @@ def bench_family(name, methods, args):
             rule, losses, extra = METHODS[method](det)
             if rule['type'] in ('GradNorm', 'TDB'):
                 rule = dict(rule, interval=args.interval)
+            if rule['type'] in AGGREGATION.values():
+                rule = dict(rule, interval=args.gramian_interval)
             hook = HOOKS.build(dict(type='LossWeightingHook', name=method,
                                     rule=rule, losses=losses, **extra))
             known = timer.module_hooks(model)
@@ -260,6 +285,9 @@ def main(argv=None):
     p.add_argument('--interval', type=int, default=1,
                    help='GradNorm\'s and TDB\'s interval (default 1: their '
                         'weights and gradient norms every step)')
+    p.add_argument('--gramian-interval', type=int, default=1,
+                   help='the gradient aggregators\' interval (default 1: a '
+                        'Gramian every step)')
     p.add_argument('--detectors', nargs='+', default=list(DETECTORS),
                    choices=list(DETECTORS))
     p.add_argument('--methods', nargs='+', default=list(METHODS),
@@ -280,7 +308,8 @@ def main(argv=None):
     print(f'\nmmdet 3.3.0 configs {size}, {w}x{h} px, '
           f'batch {args.batch_size}, {args.boxes} boxes/img, {args.device}, '
           f'{args.rounds} rounds x {args.iters} steps, interleaved, '
-          f'{args.clock} time; GradNorm/TDB interval {args.interval}\n')
+          f'{args.clock} time; GradNorm/TDB interval {args.interval}, '
+          f'gradient aggregation interval {args.gramian_interval}\n')
     print('Step time relative to plain mmdet (median over rounds):\n')
     print(ratio_table(results, 'plain', TARGETS))
     print('\n(plain step time + time in the balancer\'s hooks) / plain step '
