@@ -86,6 +86,30 @@ def test_cell_configs_carry_their_overrides():
                 assert (built.rule.start, built.rule.interval) == (30, 30)
 
 
+def test_small_demo_rows():
+    """Issue 19's table: plain, ALWA_1 on the RPN, ALWA_1 on the RoI head,
+    all shortened to 12 epochs of 40 iterations (320 images, batch 8), so
+    that ALWA's C = 50 still gives 9 complete windows (>= 8)."""
+    table = table_spec.load_table('small_demo')
+    heads = {}
+    for cell in table.cells:
+        cfg = table_spec.build_cell_config(table, cell, 'paper', 2, '/tmp/x')
+        assert (cfg.train_cfg.max_epochs, cfg.train_cfg.val_interval) == \
+            (12, 12)
+        assert cfg.param_scheduler[1].T_max == 12
+        assert [e['type'] for e in cfg.val_evaluator] == [
+            'CocoMetric', 'PerClassAPMetric']
+        hook = cfg.default_hooks.get('alwa')
+        heads[cell.row] = hook and hook['head']
+        if hook:
+            iters = 12 * cfg.demo_data.num_train // \
+                cfg.train_dataloader.batch_size
+            assert iters // hook['rule']['interval'] == 9
+    assert heads == {'plain': None, 'alwa1': 'rpn_head',
+                     'alwa1_roi': 'roi_head.bbox_head'}
+    assert table.cell('alwa1', 'small').baseline == 'plain'
+
+
 def test_table6_rows_set_lambda0_and_C():
     t6 = table_spec.load_table('table6')
     cfg = table_spec.build_cell_config(t6, t6.cell('lambda0_0.50', 'ciou'),
@@ -117,7 +141,7 @@ GENERATED = [n for n in table_spec.table_names()
 
 
 def test_generated_tables():
-    assert GENERATED == ['study', 'table1', 'table6']
+    assert GENERATED == ['study', 'small_demo', 'table1', 'table6']
 
 
 @pytest.mark.parametrize('name', GENERATED)
