@@ -65,7 +65,7 @@ TARGETS = dict(alwa=1.01, dwa=1.01, dtp=1.01, guided=1.01, uncertainty=1.01,
                gradnorm=1.25, tdb=1.25, gradnorm_output=1.25, tdb_output=1.25,
                gradnorm_pair=1.25, tdb_pair=1.25,
                **{m: 1.01 for m in LOSS_ONLY},
-               **{m: 1.25 for m in AGGREGATION})
+               **{m: 1.25 for m in AGGREGATION}, upgrad_exact=1.25)
 
 
 def _pair(det):
@@ -109,6 +109,11 @@ METHODS = dict(
     tdb_pair=lambda det: (dict(type='TDB'), _pair(det), {}),
     **{m: functools.partial(_all_losses, rule)
        for m, rule in {**LOSS_ONLY, **AGGREGATION}.items()},
+    # UPGrad with the exact Gramian of the backbone's and neck's parameters
+    # (torchjd.autogram; one-stage detectors only)
+    upgrad_exact=lambda det: (
+        dict(type='UPGrad', tasks=tuple(det.losses)), det.losses,
+        dict(exact_gramian=['backbone', 'neck'])),
 )
 
 

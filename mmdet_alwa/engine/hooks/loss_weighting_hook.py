@@ -85,7 +85,8 @@ from mmdet_alwa.weighting import BaseWeighting, build_rule
 from .loss_weighting import (CHECKPOINT_KEY, LossTaps, RuleCheckpoint,
                              RuleLog, add_rule_param_group, find_param_group,
                              finite_mean, reduce_finite_mean)
-from .loss_weighting.representation import RepresentationTap
+from .loss_weighting.representation import (ParameterGramian,
+                                            RepresentationTap)
 from .loss_weighting.scalars import LowWeightWarning
 from .signals import SignalProvider, build_signal_provider
 
@@ -132,6 +133,13 @@ class LossWeightingHook(Hook):
             unwrapped detector) whose outputs are the shared representation
             the task gradients are taken at. Default ``'neck'`` (all FPN
             levels). A ``ValueError`` for another rule.
+        exact_gramian (list[str], optional): for gradient aggregation, the
+            module paths (e.g. ``['backbone', 'neck']``) whose parameters'
+            Jacobian Gramian is computed exactly, by ``torchjd.autogram``,
+            instead of the representation Gramian: the methods' own
+            definition, at a higher cost; one process only, and not on
+            detectors with ops ``torch.vmap`` cannot batch (two-stage:
+            RoIAlign); docs/balancers.md, "Gradient aggregation".
     """
 
     priority = 'NORMAL'
@@ -146,7 +154,8 @@ class LossWeightingHook(Hook):
                  restore_on_load_from: bool = False,
                  low_weight_warning: Union[None, bool,
                                            Mapping[str, Any]] = None,
-                 representation: Optional[str] = None) -> None:
+                 representation: Optional[str] = None,
+                 exact_gramian: Optional[Sequence[str]] = None) -> None:
         if not isinstance(rule, Mapping) or 'type' not in rule:
             raise ValueError(
                 f'rule must be a dict with a "type", got {rule!r}')
@@ -179,15 +188,25 @@ class LossWeightingHook(Hook):
         self.log = RuleLog(name,
                            self._low_weight_warning(low_weight_warning))
         self.checkpoint = RuleCheckpoint(name, restore_on_load_from)
-        self.representation: Optional[RepresentationTap] = None
-        if getattr(self.rule, 'needs_gramian', False):
+        self.representation: Union[None, RepresentationTap,
+                                   ParameterGramian] = None
+        if not getattr(self.rule, 'needs_gramian', False):
+            for arg, value in (('representation', representation),
+                               ('exact_gramian', exact_gramian)):
+                if value is not None:
+                    raise ValueError(
+                        f'LossWeightingHook({name}): {arg} is for gradient '
+                        f'aggregation rules (UPGrad, MGDA, ...); rule '
+                        f'{type(self.rule).__name__} takes no Gramian')
+        elif exact_gramian is not None:
+            if representation is not None:
+                raise ValueError(f'LossWeightingHook({name}): give '
+                                 f'representation or exact_gramian, not '
+                                 f'both')
+            self.representation = ParameterGramian(name, exact_gramian)
+        else:
             self.representation = RepresentationTap(
                 name, 'neck' if representation is None else representation)
-        elif representation is not None:
-            raise ValueError(
-                f'LossWeightingHook({name}): representation is for gradient '
-                f'aggregation rules (UPGrad, MGDA, ...); rule '
-                f'{type(self.rule).__name__} takes no Gramian')
         self._handles: List = []
         self._optim_wrapper = None
         self._optimizer: Optional[torch.optim.Optimizer] = None

@@ -113,3 +113,94 @@ class RepresentationTap:
             dist.all_reduce(gramian, op='sum')
             gramian = gramian / float(world_size * world_size)
         return gramian
+
+
+class ParameterGramian:
+    """The exact Gramian of the task losses' Jacobian with respect to the
+    parameters of the modules at ``paths`` (e.g. ``['backbone', 'neck']``),
+    by TorchJD's ``torchjd.autogram.Engine`` (hooks on those modules,
+    created before the first forward; one batched backward per Gramian).
+
+    Single process only: under DDP the ranks share the parameters, so the
+    global Jacobian is the mean of the ranks' Jacobians and its Gramian is
+    not a sum of the ranks' Gramians (it has cross terms); reducing the
+    Jacobians themselves is what this option would cost. ``autogram``
+    batches the backward with ``torch.vmap``, which some ops do not support
+    (mmcv's RoIAlign: two-stage detectors); that is a ``ValueError`` at the
+    first Gramian.
+
+    Args:
+        name (str): the owning hook's name (error messages).
+        paths (list[str]): module paths, none inside another.
+    """
+
+    def __init__(self, name: str, paths: Sequence[str]) -> None:
+        if isinstance(paths, str) or not paths or not all(
+                isinstance(p, str) and p for p in paths):
+            raise ValueError(f'LossWeightingHook({name}): exact_gramian '
+                             f'must be a list of module paths, got '
+                             f'{paths!r}')
+        self.name = name
+        self.paths = list(paths)
+        self.engine = None
+        # the interface of RepresentationTap
+        self.active = False
+
+    def attach(self, model: nn.Module) -> None:
+        if dist.get_world_size() > 1:
+            raise ValueError(
+                f'LossWeightingHook({self.name}): exact_gramian is for one '
+                f'process: under DDP the ranks share the parameters, and the '
+                f'Gramian of the global batch is not the sum of the ranks\' '
+                f'Gramians; use the representation Gramian '
+                f'(representation=...) for distributed training')
+        from torchjd.autogram import Engine
+        modules = []
+        for path in self.paths:
+            try:
+                modules.append(model.get_submodule(path))
+            except AttributeError:
+                raise ValueError(
+                    f'LossWeightingHook({self.name}): exact_gramian names '
+                    f'{path!r}, not a module of {type(model).__name__}'
+                ) from None
+        self.engine = Engine(*modules, batch_dim=None)
+
+    def detach(self) -> None:
+        self.engine = None  # its hooks are removed with it
+
+    def start(self) -> None:
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+
+    def gramian(self, losses: Sequence[Optional[torch.Tensor]],
+                optim_wrapper: Any = None) -> torch.Tensor:
+        """The ``(K, K)`` float64 Gramian at the parameters."""
+        first = next((loss for loss in losses if loss is not None), None)
+        if first is None:
+            raise ValueError(f'LossWeightingHook({self.name}): no balanced '
+                             f'loss ran in this iteration')
+        vector = torch.stack([(first * 0 if loss is None else loss).float()
+                              for loss in losses])
+        scale = None
+        scaler = getattr(optim_wrapper, 'loss_scaler', None)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(first)  # creates the scale at the first call
+            scale = scaler._get_scale_async()
+            vector = vector * scale
+        try:
+            gramian = self.engine.compute_gramian(vector).double()
+        except RuntimeError as error:
+            raise ValueError(
+                f'LossWeightingHook({self.name}): the exact Gramian over '
+                f'{self.paths} failed: torchjd.autogram batches the backward '
+                f'with torch.vmap, which an operation of this detector does '
+                f'not support (two-stage detectors: mmcv\'s RoIAlign); use '
+                f'the representation Gramian (exact_gramian=None). '
+                f'torch said: {error}') from error
+        if scale is not None:
+            scale = scale.detach().double()
+            gramian = gramian / (scale * scale)
+        return gramian
