@@ -10,7 +10,9 @@ iteration, the loss, ALWA's α and the ETA (``--verbose``: mmengine's log
 lines instead); the full log goes to the work dir, and its path is printed
 first. At the end the script prints bbox mAP and mAP@0.5 on the val split,
 where the log, the checkpoint and the visualised predictions are, and the
-ALWA weight trajectory when the config balances losses with ALWA.
+ALWA weight trajectory when the config balances losses with ALWA; when the
+validation logs per-class AP@0.5 (``PerClassAPMetric``, as the small-object
+demo configs), each class's AP@0.5, recall and detections beside the final α.
 """
 import argparse
 import contextlib
@@ -168,6 +170,39 @@ def alpha_trajectory(
     return out
 
 
+def per_class_summary(records: List[dict]) -> List[Tuple[str, dict]]:
+    """``[(class, {'AP50': .., 'recall': .., 'num_dets': ..})]`` of the last
+    validation record with per-class AP@0.5 (``<prefix>/<class>_AP50``)."""
+    for rec in reversed(records):
+        classes = [k.split('/', 1)[1][:-len('_AP50')] for k in rec
+                   if '/' in k and k.endswith('_AP50')]
+        if not classes:
+            continue
+        prefix = next(k for k in rec if k.endswith('_AP50')).split('/')[0]
+        return [(c, {stat: rec[f'{prefix}/{c}_{stat}']
+                     for stat in ('AP50', 'recall', 'num_dets')
+                     if f'{prefix}/{c}_{stat}' in rec}) for c in classes]
+    return []
+
+
+def per_class_text(per_class: List[Tuple[str, dict]],
+                   alphas: Dict[str, List[Tuple[int, float]]]) -> List[str]:
+    """The summary's lines: each class's AP@0.5, recall and detections,
+    headed by the final value of each logged α."""
+    if not per_class:
+        return []
+    final = ', '.join(f'{k} {traj[-1][1]:.3f}' for k, traj in alphas.items())
+    lines = ['per class at the last validation' +
+             (f' (final {final}):' if final else ':')]
+    for cls, stats in per_class:
+        lines.append(f'  {cls:12s} ' + '  '.join(
+            f'{name} {int(stats[key])}' if key == 'num_dets' else
+            f'{name} {stats[key]:.3f}' for key, name in
+            (('AP50', 'AP@0.5'), ('recall', 'recall'),
+             ('num_dets', 'detections')) if key in stats))
+    return lines
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     start = time.time()
@@ -201,7 +236,9 @@ def main(argv=None) -> dict:
 
     last = osp.join(cfg.work_dir, 'last_checkpoint')
     checkpoint = open(last).read().strip() if osp.isfile(last) else None
-    alphas = alpha_trajectory(read_scalars(runner.log_dir))
+    records = read_scalars(runner.log_dir)
+    alphas = alpha_trajectory(records)
+    per_class = per_class_summary(records)
 
     print('\n==== mmdet_alwa demo ====')
     print(f'config:      {args.config}')
@@ -216,12 +253,15 @@ def main(argv=None) -> dict:
     for key, traj in alphas.items():
         steps = ', '.join(f'{it}: {v:.3f}' for it, v in traj)
         print(f'{key} (iteration: value where it changed): {steps}')
+    for line in per_class_text(per_class, alphas):
+        print(line)
     if alphas:
         print(f'plot:        python tools/analysis_tools/plot_loss_weights.py '
               f'{cfg.work_dir}')
     print(f'total time:  {time.time() - start:.0f} s')
     return dict(metrics=metrics, checkpoint=checkpoint, vis=vis_paths,
-                log_dir=runner.log_dir, alphas=alphas)
+                log_dir=runner.log_dir, alphas=alphas,
+                per_class=dict(per_class))
 
 
 if __name__ == '__main__':
