@@ -50,3 +50,27 @@ def test_errors(alwa_work_dir, tmp_path):
     with pytest.raises(ValueError, match='no weights logged'):
         tool.plot(tool.load_scalars(alwa_work_dir), 'nope',
                   str(tmp_path / 'n.png'))
+
+
+def test_gradient_aggregation_run(tiny_data, tmp_path):
+    """A real tiny RetinaNet run with MGDA: the weights, the gradient
+    cosine and the squared norms are logged and drawn."""
+    tool = _load_tool()
+    work_dir = str(tmp_path / 'mgda')
+    cfg = tiny_cfg('configs/balancers/retinanet_r50_mgda_voc.py', work_dir,
+                   tiny_data, max_iters=2)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
+    cfg.visualizer.name = f'plot_test_{work_dir}'
+    Runner.from_cfg(cfg).train()
+    records = tool.load_scalars(work_dir)
+    assert tool.find_name(records) == 'mgda'
+    # MGDA's weights lie on the simplex
+    for rec in records.values():
+        assert rec['mgda/weight_cls'] + rec['mgda/weight_reg'] == \
+            pytest.approx(1.0)
+        assert -1 <= rec['mgda/cos_cls_reg'] <= 1
+    drawn = tool.plot(records, 'mgda', str(tmp_path / 'm.png'))
+    assert drawn == ['weight_cls', 'weight_reg', 'cos_cls_reg',
+                     'sqnorm_cls', 'sqnorm_reg']
+    assert mpimg.imread(str(tmp_path / 'm.png')).shape[0] > 300

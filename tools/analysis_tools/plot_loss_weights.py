@@ -6,6 +6,9 @@ ones win on repeated iterations) and draws, for the hook named ``--name``:
 
 * top: α (ALWA) or each ``weight_<task>`` (other rules) over iterations;
 * middle (ALWA): mean and std of the weighted L_cls and L_reg of each window;
+  (gradient aggregation: UPGrad, MGDA...): the pairwise cosines
+  ``cos_<a>_<b>`` of the task gradients at the shared representation, and
+  on a second axis their squared norms ``sqnorm_<task>`` (log scale);
 * bottom, when validation logged per-class AP@0.5 (``<prefix>/<class>_AP50``,
   e.g. ``PerClassAPMetric``): each class's AP@0.5 at each validation, at the
   iteration it followed, beside α; the text output lists them with α.
@@ -143,11 +146,12 @@ def plot(records: Dict[int, dict], name: str, out: str,
     weight_keys = ['alpha'] if 'alpha' in leaves else \
         [k for k in leaves if k.startswith('weight_')]
     window_keys = [k for k in WINDOW_KEYS if k in leaves]
+    gramian_keys = [k for k in leaves if k.startswith(('cos_', 'sqnorm_'))]
     if not weight_keys:
         raise ValueError(f'no weights logged under {name!r}; logged keys: '
                          f'{leaves}')
     classes = per_class_ap(val_records or [])
-    rows = 1 + bool(window_keys) + bool(classes)
+    rows = 1 + bool(window_keys) + bool(gramian_keys) + bool(classes)
     fig, axes = plt.subplots(rows, 1, figsize=(8, 3.2 * rows), sharex=True,
                              squeeze=False)
     ax = axes[0, 0]
@@ -169,6 +173,22 @@ def plot(records: Dict[int, dict], name: str, out: str,
         ax.set_ylabel('weighted loss, last window')
         ax.grid(alpha=0.3)
         ax.legend()
+    if gramian_keys:
+        ax = axes[1 + bool(window_keys), 0]
+        for key in (k for k in gramian_keys if k.startswith('cos_')):
+            ax.plot(*series(records, f'{name}/{key}'), label=key)
+        ax.axhline(0, color='grey', linewidth=0.8)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_ylabel('gradient cosine')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize='small', loc='upper left')
+        norms = ax.twinx()
+        for key in (k for k in gramian_keys if k.startswith('sqnorm_')):
+            norms.plot(*series(records, f'{name}/{key}'), linestyle=':',
+                       label=key)
+        norms.set_yscale('log')
+        norms.set_ylabel('squared gradient norm')
+        norms.legend(fontsize='small', loc='upper right')
     if classes:
         ax = axes[-1, 0]
         for cls, (its, values) in classes.items():
@@ -181,7 +201,8 @@ def plot(records: Dict[int, dict], name: str, out: str,
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
-    return weight_keys + window_keys + [f'AP50/{c}' for c in classes]
+    return weight_keys + window_keys + gramian_keys + [
+        f'AP50/{c}' for c in classes]
 
 
 def parse_args(argv=None):
