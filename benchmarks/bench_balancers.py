@@ -65,7 +65,8 @@ TARGETS = dict(alwa=1.01, dwa=1.01, dtp=1.01, guided=1.01, uncertainty=1.01,
                gradnorm=1.25, tdb=1.25, gradnorm_output=1.25, tdb_output=1.25,
                gradnorm_pair=1.25, tdb_pair=1.25,
                **{m: 1.01 for m in LOSS_ONLY},
-               **{m: 1.25 for m in AGGREGATION}, upgrad_exact=1.25)
+               **{m: 1.25 for m in AGGREGATION}, upgrad_exact=1.25,
+               famo_reforward=1.5)
 
 
 def _pair(det):
@@ -109,6 +110,10 @@ METHODS = dict(
     tdb_pair=lambda det: (dict(type='TDB'), _pair(det), {}),
     **{m: functools.partial(_all_losses, rule)
        for m, rule in {**LOSS_ONLY, **AGGREGATION}.items()},
+    # FAMO with the paper's re-forward of the batch after the step
+    famo_reforward=lambda det: (
+        dict(type='FAMO', tasks=tuple(det.losses), losses_after='reforward'),
+        det.losses, {}),
     # UPGrad with the exact Gramian of the backbone's and neck's parameters
     # (torchjd.autogram; one-stage detectors only)
     upgrad_exact=lambda det: (

@@ -58,7 +58,8 @@ def test_rules_and_signal_providers():
     signals = importlib.import_module('mmdet_alwa.engine.hooks.signals')
     assert dict(SIGNAL_PROVIDERS.module_dict) == {
         'kpi': signals.KPIProvider, 'num_samples': signals.NumSamplesProvider,
-        'grad_norm': signals.GradNormProvider}
+        'grad_norm': signals.GradNormProvider,
+        'loss_after_step': signals.LossAfterStepProvider}
 
 
 def test_signal_providers_registry_in_mmdets_tree():
@@ -81,7 +82,8 @@ def test_signal_providers_registry_in_mmdets_tree():
     assert SIGNAL_PROVIDERS.get('DeltaXYWHBBoxCoder') is DeltaXYWHBBoxCoder
     with pytest.raises(ValueError, match="unknown signal provider "
                        "'DeltaXYWHBBoxCoder'; known providers: "
-                       r"\['grad_norm', 'kpi', 'num_samples'\]"):
+                       r"\['grad_norm', 'kpi', 'loss_after_step', "
+                       r"'num_samples'\]"):
         build_signal_provider(dict(type='DeltaXYWHBBoxCoder'))
     with pytest.raises(KeyError, match='already registered'):
         SIGNAL_PROVIDERS.register_module(name='kpi', module=KPIProvider)

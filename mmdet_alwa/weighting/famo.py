@@ -3,6 +3,7 @@
 B. Liu, Y. Feng, P. Stone, Q. Liu, "FAMO: Fast Adaptive Multitask
 Optimization", NeurIPS 2023, arXiv:2306.03792, Algorithm 1.
 """
+import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
@@ -44,12 +45,14 @@ class FAMO(ScalarizerWeighting):
 
     Which losses are "before" and "after":
 
-    - the paper (Algorithm 1, and TorchJD's example) re-forwards the same
-      batch after the optimizer step: :math:`\delta` is the exact decrease
-      the step made, at the cost of one more forward per iteration (+30 to
-      50 % of a detector's iteration time). Not offered here: the glue has
-      no second forward of a batch.
-    - here, the cheaper **next-iteration losses**: after iteration
+    - ``losses_after='reforward'``: the paper (Algorithm 1, and TorchJD's
+      example) re-forwards the same batch after the optimizer step:
+      :math:`L^\mathrm{before} = L(t)`, :math:`L^\mathrm{after}` the
+      losses of that batch after the step (the ``loss_after_step`` signal,
+      which the glue's provider measures with one more forward without
+      backward), so :math:`\delta` is the exact decrease the step made.
+    - ``losses_after='next_iteration'`` (default), the cheaper
+      **next-iteration losses**: after iteration
       :math:`t` the logits are updated with :math:`L^\mathrm{before} =
       L(t-1)`, :math:`L^\mathrm{after} = L(t)`, the (rank-averaged) losses
       of two consecutive iterations, on different batches. No extra forward
@@ -86,13 +89,23 @@ class FAMO(ScalarizerWeighting):
         min_losses (sequence of float, optional): :math:`b`, one per task.
             Default 0.
         scale (float): :math:`c`. Default 1.
+        losses_after (str): ``'next_iteration'`` (default, no extra
+            forward) or ``'reforward'`` (the paper's; needs the
+            ``loss_after_step`` signal: ``step(raw, loss_after_step=...)``).
     """
 
     def __init__(self, tasks: Sequence[str] = ('cls', 'reg'),
                  lr: float = 0.025, weight_decay: float = 1e-3,
                  min_losses: Optional[Sequence[float]] = None,
-                 scale: float = 1.0) -> None:
+                 scale: float = 1.0,
+                 losses_after: str = 'next_iteration') -> None:
         super().__init__(tasks, scale)
+        if losses_after not in ('next_iteration', 'reforward'):
+            raise ValueError(f'FAMO: losses_after must be "next_iteration" '
+                             f'or "reforward", got {losses_after!r}')
+        self.losses_after = losses_after
+        self.required_signals = ('loss_after_step', ) \
+            if losses_after == 'reforward' else ()
         self.lr = check_positive('lr', lr)
         if isinstance(weight_decay, bool) or \
                 not isinstance(weight_decay, (int, float)) or \
@@ -227,6 +240,15 @@ class FAMO(ScalarizerWeighting):
         values = [losses[t] for t in self.tasks]
         current = self._losses if self._losses is not None else \
             _on_device(values, self.logits.device)
+        if self.losses_after == 'reforward':
+            after = signals['loss_after_step']
+            after = [float(after[t]) for t in self.tasks]
+            self._losses = None
+            if all(math.isfinite(v) for v in after):
+                self._pending_pair = [current, _on_device(
+                    after, self.logits.device)]
+                self._pending_values = [values, after]
+            return
         if self._prev is not None:
             self._pending_pair = [self._prev, current]
             self._pending_values = [self._prev_values, values]
@@ -243,12 +265,17 @@ class FAMO(ScalarizerWeighting):
     def _extra_state(self) -> Dict[str, Any]:
         numbers = self._read_state()
         return dict(super()._extra_state(),
+                    losses_after=self.losses_after,
                     logits=list(numbers['logits']), adam=numbers['adam'],
                     num_updates=self.num_updates,
                     prev_losses=self._prev_values,
                     pending_pair=self._pending_values)
 
     def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        saved = state.get('losses_after', 'next_iteration')
+        if saved != self.losses_after:
+            raise ValueError(f'FAMO: the state is of losses_after={saved!r}, '
+                             f'this rule has {self.losses_after!r}')
         super()._load_extra_state(state)
         with torch.no_grad():  # in place, where the logits are
             self.logits.copy_(torch.tensor(state['logits'],
