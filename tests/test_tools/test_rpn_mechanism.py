@@ -67,6 +67,7 @@ def test_anchor_positives(model):
     pos = tool.anchor_positives(model.rpn_head, sizes, gt, scores)
     assert pos['level'].tolist() == [2]
     assert pos['gt_label'].tolist() == [0]
+    assert pos['gt_num_pos'].tolist() == [1, 0]
     assert pos['objectness'].tolist() == pytest.approx([0.880797])
 
 
@@ -96,9 +97,16 @@ def test_tally_report():
                     torch.tensor([True, True, False]))
     t.add_proposals('test', torch.tensor([3]), torch.tensor([1]),
                     torch.tensor([False]))
+    # image 1: a has 2 positive anchors, the first b 1, the second b none
     t.add_anchors(dict(level=torch.tensor([2, 2, 0]),
                        gt_label=torch.tensor([0, 0, 1]),
+                       gt_num_pos=torch.tensor([2, 1, 0]),
+                       gt_labels=torch.tensor([0, 1, 1]),
                        objectness=torch.tensor([0.9, 0.7, 0.2])))
+    t.add_anchors(dict(level=torch.zeros(0, dtype=torch.long),
+                       gt_label=torch.zeros(0, dtype=torch.long),
+                       gt_num_pos=torch.tensor([0]),
+                       gt_labels=torch.tensor([1])))
     t.add_roi(dict(gt_label=torch.tensor([0, 0, 1, 1]),
                    is_gt=torch.tensor([True, False, True, True])))
     rep = t.report()
@@ -107,6 +115,8 @@ def test_tally_report():
     assert rep['proposal_recall']['test'] == {'a': 1.0, 'b': 1 / 3}
     assert rep['positive_anchors']['per_level'] == [1, 0, 2, 0, 0]
     assert rep['positive_anchors']['per_gt'] == {'a': 2.0, 'b': 1 / 3}
+    assert rep['positive_anchors']['gts_without'] == {'a': 0.0, 'b': 2 / 3}
+    assert rep['small']['gts_without_positive_anchor'] == 2 / 3
     assert rep['objectness_of_positives']['a'] == pytest.approx(0.8)
     assert rep['roi_positives']['per_class_without_gt'] == {'a': 1, 'b': 0}
     assert rep['small']['proposal_recall']['test'] == pytest.approx(1 / 3)

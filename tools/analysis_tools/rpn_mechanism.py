@@ -9,7 +9,8 @@ mmdet's ``bbox_overlaps``):
   extractor pools them from, for the proposals of testing (``test_cfg.rpn``)
   and of training (``train_cfg.rpn_proposal``);
 - ``positive_anchors``: anchors the RPN's assigner (``train_cfg.rpn``) makes
-  positive, per anchor level and per gt class, and per gt box of the class;
+  positive, per anchor level and per gt class, per gt box of the class, and
+  the fraction of gt boxes with none (``gts_without``);
 - ``objectness_of_positives``: the mean RPN objectness (sigmoid) of those
   positive anchors, per class;
 - ``proposal_recall``: per class, the fraction of gt boxes covered by a
@@ -66,7 +67,8 @@ def anchor_positives(rpn_head, featmap_sizes: Sequence, gt_instances,
                      gt_ignore=None) -> dict:
     """One image: the anchors the RPN's assigner makes positive, as
     ``level`` (anchor level of each positive), ``gt_label`` (class of the
-    gt it is assigned to) and, with the RPN's ``cls_scores`` (one image's,
+    gt it is assigned to), ``gt_num_pos`` (positives of each gt box, of
+    class ``gt_labels``) and, with the RPN's ``cls_scores`` (one image's,
     each ``(A, H, W)``), ``objectness`` (sigmoid)."""
     from mmengine.structures import InstanceData
     if getattr(rpn_head, 'assigner', None) is None:
@@ -83,7 +85,10 @@ def anchor_positives(rpn_head, featmap_sizes: Sequence, gt_instances,
         InstanceData(priors=torch.cat(priors)), gt_instances, gt_ignore)
     pos = assign.gt_inds > 0
     out = dict(level=levels[pos],
-               gt_label=gt_instances.labels[assign.gt_inds[pos] - 1])
+               gt_label=gt_instances.labels[assign.gt_inds[pos] - 1],
+               gt_num_pos=torch.bincount(assign.gt_inds[pos] - 1,
+                                         minlength=len(gt_instances)),
+               gt_labels=gt_instances.labels)
     if cls_scores is not None:
         flat = torch.cat([s.permute(1, 2, 0).reshape(-1) for s in cls_scores])
         out['objectness'] = flat[pos].sigmoid()
@@ -122,6 +127,7 @@ class Tally:
                           for m in ('test', 'train')}
         self.covered = {m: np.zeros(k, int) for m in ('test', 'train')}
         self.pos_anchors = np.zeros((k, num_anchor_levels), int)
+        self.no_pos_anchor = np.zeros(k, int)
         self.objectness = np.zeros(k)
         self.roi_pos = np.zeros(k, int)
         self.roi_pos_gt = np.zeros(k, int)
@@ -139,6 +145,11 @@ class Tally:
                                     minlength=len(self.classes))
 
     def add_anchors(self, pos: dict):
+        if 'gt_num_pos' in pos:
+            none = (pos['gt_num_pos'] == 0).cpu().numpy()
+            self.no_pos_anchor += np.bincount(
+                pos['gt_labels'].cpu().numpy()[none],
+                minlength=len(self.classes))
         np.add.at(self.pos_anchors, (pos['gt_label'].cpu().numpy(),
                                      pos['level'].cpu().numpy()), 1)
         if 'objectness' in pos:
@@ -178,7 +189,10 @@ class Tally:
                 per_level=self.pos_anchors.sum(0).tolist(),
                 per_class_level=by_class(self.pos_anchors.tolist()),
                 per_gt=by_class([ratio(a, n) for a, n in
-                                 zip(anchors, self.num_gts)])),
+                                 zip(anchors, self.num_gts)]),
+                gts_without=by_class([ratio(a, n) for a, n in
+                                      zip(self.no_pos_anchor,
+                                          self.num_gts)])),
             objectness_of_positives=by_class(
                 [ratio(o, a) for o, a in zip(self.objectness, anchors)]),
             roi_positives=dict(
@@ -195,6 +209,8 @@ class Tally:
                 proposal_recall={m: ratio(small_sum(c), n)
                                  for m, c in self.covered.items()},
                 positive_anchors_per_gt=ratio(small_sum(anchors), n),
+                gts_without_positive_anchor=ratio(
+                    small_sum(self.no_pos_anchor), n),
                 objectness_of_positives=ratio(
                     sum(self.objectness[i] for i in self.small),
                     small_sum(anchors)),
