@@ -88,8 +88,11 @@ def test_cell_configs_carry_their_overrides():
 
 def test_small_demo_rows():
     """Issue 19's table: plain, ALWA_1 on the RPN, ALWA_1 on the RoI head,
-    all shortened to 12 epochs of 40 iterations (320 images, batch 8), so
+    DWA on the RPN, all shortened to 12 epochs of 40 iterations (320 images, batch 8), so
     that ALWA's C = 50 still gives 9 complete windows (>= 8)."""
+    from mmdet.registry import HOOKS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
     table = table_spec.load_table('small_demo')
     heads = {}
     for cell in table.cells:
@@ -101,12 +104,16 @@ def test_small_demo_rows():
             'CocoMetric', 'PerClassAPMetric']
         hook = cfg.default_hooks.get('alwa')
         heads[cell.row] = hook and hook['head']
+        if cell.row == 'dwa':
+            built = HOOKS.build(cfg.default_hooks.dwa)
+            assert type(built.rule).__name__ == 'DWA'
+            assert built.rule.interval == 50
         if hook:
             iters = 12 * cfg.demo_data.num_train // \
                 cfg.train_dataloader.batch_size
             assert iters // hook['rule']['interval'] == 9
     assert heads == {'plain': None, 'alwa1': 'rpn_head',
-                     'alwa1_roi': 'roi_head.bbox_head'}
+                     'alwa1_roi': 'roi_head.bbox_head', 'dwa': None}
     assert table.cell('alwa1', 'small').baseline == 'plain'
 
 
