@@ -1,6 +1,7 @@
-# MGDA-UB (Sener & Koltun, NeurIPS 2018): gradient aggregation of the dense head's classification and
-# regression losses at the neck's outputs (every FPN level), on RetinaNet
-# R50 VOC0712; see docs/balancers.md, "Gradient aggregation".
+# MGDA-UB (Sener & Koltun, NeurIPS 2018): gradient aggregation of the dense
+# head's classification and regression losses at the neck's outputs (every FPN
+# level), on RetinaNet R50 VOC0712; see docs/balancers.md, "Gradient
+# aggregation".
 _base_ = '../alwa/retinanet_r50_baseline_voc.py'
 
 default_hooks = dict(
@@ -9,5 +10,4 @@ default_hooks = dict(
         name='mgda',
         rule=dict(type='MGDA'),
         head='bbox_head',
-        losses=dict(cls='loss_cls', reg='loss_bbox'),
-        representation='neck'))
+        losses=dict(cls='loss_cls', reg='loss_bbox')))

@@ -1,5 +1,5 @@
-# The demo detector trained with DualProj (Quinton & Rey 2024) on all four RPN/RoI
-# losses, as configs/balancers/faster_rcnn_r50_dualproj_voc.py: `python
+# The demo detector trained with DualProj (Quinton & Rey 2024) on all four
+# RPN/RoI losses, as configs/balancers/faster_rcnn_r50_dualproj_voc.py: `python
 # tools/train.py configs/demo/faster_rcnn_r18_dualproj_demo.py` trains it in
 # minutes on a CPU (tools/demo.py generates the demo data). See
 # docs/balancers.md, "Gradient aggregation".
@@ -15,5 +15,4 @@ default_hooks = dict(
         losses=dict(
             rpn_cls='rpn_head.loss_cls', rpn_reg='rpn_head.loss_bbox',
             roi_cls='roi_head.bbox_head.loss_cls',
-            roi_reg='roi_head.bbox_head.loss_bbox'),
-        representation='neck'))
+            roi_reg='roi_head.bbox_head.loss_bbox')))

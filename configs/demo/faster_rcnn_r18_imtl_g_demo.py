@@ -1,8 +1,8 @@
-# The demo detector trained with IMTL-G (Liu et al. on all four RPN/RoI
-# losses, as configs/balancers/faster_rcnn_r50_imtl_g_voc.py: `python
-# tools/train.py configs/demo/faster_rcnn_r18_imtl_g_demo.py` trains it in
-# minutes on a CPU (tools/demo.py generates the demo data). See
-# docs/balancers.md, "Gradient aggregation".
+# The demo detector trained with IMTL-G (Liu et al. on all four RPN/RoI losses,
+# as configs/balancers/faster_rcnn_r50_imtl_g_voc.py: `python tools/train.py
+# configs/demo/faster_rcnn_r18_imtl_g_demo.py` trains it in minutes on a CPU
+# (tools/demo.py generates the demo data). See docs/balancers.md, "Gradient
+# aggregation".
 _base_ = ['./faster_rcnn_r18_demo.py']
 
 default_hooks = dict(
@@ -15,5 +15,4 @@ default_hooks = dict(
         losses=dict(
             rpn_cls='rpn_head.loss_cls', rpn_reg='rpn_head.loss_bbox',
             roi_cls='roi_head.bbox_head.loss_cls',
-            roi_reg='roi_head.bbox_head.loss_bbox'),
-        representation='neck'))
+            roi_reg='roi_head.bbox_head.loss_bbox')))

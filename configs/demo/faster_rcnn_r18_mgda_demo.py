@@ -15,5 +15,4 @@ default_hooks = dict(
         losses=dict(
             rpn_cls='rpn_head.loss_cls', rpn_reg='rpn_head.loss_bbox',
             roi_cls='roi_head.bbox_head.loss_cls',
-            roi_reg='roi_head.bbox_head.loss_bbox'),
-        representation='neck'))
+            roi_reg='roi_head.bbox_head.loss_bbox')))

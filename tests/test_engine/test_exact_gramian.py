@@ -124,3 +124,19 @@ def test_ddp_is_a_clear_error(tmp_path, tiny_data):
 def test_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LossWeightingHook(losses=dict(cls='a', reg='b'), **kwargs)
+
+
+def test_child_config_one_line_with_validation(tmp_path, tiny_data):
+    """The shipped RetinaNet UPGrad config switched to the exact Gramian by
+    one key, trained and validated (the Engine's module hooks stay on the
+    backbone and neck during validation)."""
+    from _helpers import tiny_cfg
+    cfg = tiny_cfg('configs/balancers/retinanet_r50_upgrad_voc.py',
+                   str(tmp_path), tiny_data, max_iters=2)
+    cfg.merge_from_dict({'default_hooks.upgrad.exact_gramian': SHARED})
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = next(h for h in runner.hooks if isinstance(h, LossWeightingHook))
+    assert isinstance(hook.representation, representation.ParameterGramian)
+    assert hook.rule.num_steps == 2 and hook.rule.num_fallbacks == 0
+    assert 'val/coco/bbox_mAP' in runner.message_hub.log_scalars
