@@ -300,8 +300,10 @@ def main(argv=None):
                         'Gramian every step)')
     p.add_argument('--detectors', nargs='+', default=list(DETECTORS),
                    choices=list(DETECTORS))
-    p.add_argument('--methods', nargs='+', default=list(METHODS),
-                   choices=list(METHODS))
+    p.add_argument('--methods', nargs='+', default=[
+        m for m in METHODS if m != 'upgrad_exact'], choices=list(METHODS),
+        help='default: all but upgrad_exact (one-stage detectors only: '
+             'torchjd.autogram cannot batch RoIAlign\'s backward)')
     args = parse_args(p, argv)
     if (args.depth, args.width) != (18, 64):
         p.error('--depth/--width do not apply here: the detectors are '

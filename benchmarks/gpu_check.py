@@ -47,6 +47,13 @@ sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 SYNC_METHODS = ('alwa', 'dwa', 'guided', 'uncertainty', 'dtp', 'gradnorm',
                 'tdb', 'gradnorm_output')
 SYNC_FAMILIES = ('faster_rcnn', 'retinanet')
+#: the balancers timed at full size (the 15-minute device budget): the
+#: first GPU check's methods, FAMO and GLS (loss-only), UPGrad and MGDA
+#: (gradient aggregation)
+GPU_BENCH_METHODS = ('alwa', 'guided', 'dwa', 'dtp', 'uncertainty',
+                     'gradnorm', 'tdb', 'gradnorm_output', 'tdb_output',
+                     'gradnorm_pair', 'tdb_pair', 'famo', 'gls', 'upgrad',
+                     'mgda')
 
 
 # ----------------------------------------------------------------- probes
@@ -337,7 +344,8 @@ def main(argv=None) -> int:
                    '1', '--iters', '1', '--detectors', 'faster_rcnn',
                    'retinanet', '--methods', 'alwa', 'gradnorm']
                   if args.quick else
-                  ['--size', 'full', '--rounds', '4', '--iters', '2'])
+                  ['--size', 'full', '--rounds', '4', '--iters', '2',
+                   '--methods', *GPU_BENCH_METHODS])
         parallel.append(Part('bench_balancers', bench, 'bench_balancers.md',
                              args.out))
     if 'probes' not in args.skip:
