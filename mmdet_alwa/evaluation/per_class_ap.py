@@ -32,6 +32,8 @@ from mmengine.logging import MMLogger
 from mmdet.evaluation.functional import eval_map
 from mmdet.registry import METRICS
 
+from mmdet_alwa.weighting.validation import check_int
+
 
 @METRICS.register_module()
 class PerClassAPMetric(BaseMetric):
@@ -65,9 +67,7 @@ class PerClassAPMetric(BaseMetric):
         if eval_mode not in ('area', '11points'):
             raise ValueError(f"PerClassAPMetric: eval_mode must be 'area' or "
                              f"'11points', got {eval_mode!r}")
-        if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-            raise ValueError(f'PerClassAPMetric: nproc must be an int >= 1, '
-                             f'got {nproc!r}')
+        check_int('PerClassAPMetric: nproc', nproc)
         self.iou_thr = iou_thr
         self.eval_mode = eval_mode
         self.use_legacy_coordinate = bool(use_legacy_coordinate)
