@@ -39,8 +39,19 @@ batch.
 Interval. A new Gramian is formed every ``interval``-th iteration
 (:meth:`GramianWeighting.wants_gramian`); in between, the last weights are
 kept. A non-finite Gramian or weight (a NaN/inf loss, a float16 overflow)
-keeps the last weights too, counted in ``num_fallbacks``; initially every
-weight is 1 (plain mmdet's sum).
+keeps the last weights too, counted in ``num_fallbacks``, as does a zero
+Gramian; initially every weight is 1 (plain mmdet's sum).
+
+Scale. TorchJD's UPGrad, DualProj and CAGrad treat a Gramian whose trace
+is below an absolute ``norm_eps`` (1e-4) as zero: UPGrad and DualProj then
+return the mean's weights and CAGrad zero weights, whatever the gradients.
+Gradients at a representation are far smaller than that (a mean loss over
+an FPN's :math:`10^5`-:math:`10^6` elements: traces of :math:`10^{-9}` to
+:math:`10^{-5}` in our detectors), so the rules hand TorchJD
+:math:`G / \operatorname{tr} G`. Every method here is positively
+homogeneous (its weights do not change when :math:`G` is scaled), so this
+changes nothing but the threshold. A zero Gramian (no gradient reached the
+representation) keeps the last weights, counted in ``num_fallbacks``.
 
 Host reads. The weights are computed on the Gramian's device; what TorchJD
 does there is its own: UPGrad, DualProj and CAGrad solve a small problem on
@@ -256,12 +267,17 @@ class GramianWeighting(ScalarizerWeighting):
         if gramian is None:
             return last
         gramian = gramian.to(losses.device)
-        finite = torch.isfinite(gramian).all()
-        # TorchJD's solvers must not see NaN: a zero Gramian in its place,
-        # whose weights are then discarded by the caller's finiteness test
-        safe = torch.where(finite, gramian, torch.zeros_like(gramian))
+        trace = gramian.diagonal().sum()
+        usable = torch.isfinite(gramian).all() & (trace > 0)
+        # TorchJD sees G / tr(G) (module docstring, "Scale"); its solvers
+        # must not see NaN or a zero Gramian: the identity in their place,
+        # whose weights the caller's finiteness test then discards
+        safe = torch.where(
+            usable, gramian / torch.where(usable, trace, 1.0),
+            torch.eye(len(gramian), dtype=gramian.dtype,
+                      device=gramian.device))
         weights = self.weighting(safe).to(torch.float64) * self.scale
-        return torch.where(finite, weights, math.nan)
+        return torch.where(usable, weights, math.nan)
 
     def device_state(self) -> List[torch.Tensor]:
         state = super().device_state()

@@ -229,7 +229,12 @@ class _Recorder(Hook):
         with torch.random.fork_rng(devices=[]):  # PCGrad's draw
             torch.manual_seed(_splitmix64(
                 (getattr(rule, 'seed', 0) << 32) + rule.num_steps) >> 1)
-            expected = AGGREGATORS[type(rule).__name__](rule)(matrix)
+            # at unit Frobenius norm: TorchJD treats a Jacobian whose
+            # squared norm is under 1e-4 as zero (the methods are positively
+            # homogeneous, so this is the same update)
+            fro = matrix.norm()
+            expected = AGGREGATORS[type(rule).__name__](rule)(
+                matrix / fro) * fro
         w = torch.tensor([self.used[hook.name][-1][t] for t in rule.tasks],
                          dtype=torch.float64)
         self.directions[hook.name].append(

@@ -123,6 +123,49 @@ def test_cagrad_c0_is_the_mean():
         [0, 0.5], abs=1e-6)
 
 
+@pytest.mark.parametrize('case', ['orthogonal', 'conflict'])
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('scale', [1e-10, 1e-6, 1e4])
+def test_weights_do_not_depend_on_the_gradients_scale(method, case, scale):
+    # the papers' updates are positively homogeneous: gradients scaled by
+    # s give the update scaled by s. Representation gradients are tiny
+    # (a trace far below TorchJD's absolute norm_eps = 1e-4, under which
+    # its UPGrad / DualProj return the mean and CAGrad zero): the hand
+    # values above must hold at every scale
+    expected = HAND.get((method, case))
+    if expected is None:
+        pytest.skip('no hand value')
+    jac = (torch.tensor(CASES[case], dtype=torch.float64) * scale).tolist()
+    tol = 5e-4 if method in ('UPGrad', 'DualProj') else 2e-6
+    assert [v / scale for v in _update(method, jac)] == pytest.approx(
+        expected, abs=tol)
+
+
+def test_cagrad_on_a_tiny_gramian_by_hand():
+    # orthogonal unit gradients scaled by 1e-4 (trace 2e-8): g0 = (1, 1)/2,
+    # g_w* = g0 (w* = (1/2, 1/2) by symmetry), so the update is
+    # g0 (1 + c) and each weight 0.5 * 1.4 = 0.7; TorchJD alone gives 0
+    w = CAGrad().prepare(dict(cls=1.0, reg=1.0),
+                         gramian=torch.eye(2) * 1e-8)
+    assert [float(w['cls']), float(w['reg'])] == pytest.approx([0.7, 0.7])
+    assert A.CAGradWeighting(c=0.4)(
+        torch.eye(2, dtype=torch.float64) * 1e-8).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_zero_gramian_keeps_the_last_weights(method):
+    # no gradient reached the representation: nothing to aggregate
+    rule = build_rule(dict(type=method))
+    rule.prepare(dict(cls=1.0, reg=1.0), gramian=torch.tensor(
+        [[1., 0.], [0., 4.]]))
+    rule.step(dict(cls=1.0, reg=1.0))
+    before = rule.weights
+    rule.prepare(dict(cls=1.0, reg=1.0), gramian=torch.zeros(2, 2))
+    rule.step(dict(cls=1.0, reg=1.0))
+    assert rule.weights == before
+    assert rule.num_fallbacks == 1
+
+
 class _Net(torch.nn.Module):
     """A shared trunk with two representation 'levels' and three heads."""
 
