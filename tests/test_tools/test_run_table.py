@@ -88,7 +88,7 @@ def test_cell_configs_carry_their_overrides():
 
 def test_small_demo_rows():
     """Issue 19's table: plain, ALWA_1 on the RPN, ALWA_1 on the RoI head,
-    DWA on the RPN, all shortened to 12 epochs of 40 iterations (320 images, batch 8), so
+    DWA and MGDA-UB on the RPN, all shortened to 12 epochs of 40 iterations (320 images, batch 8), so
     that ALWA's C = 50 still gives 9 complete windows (>= 8)."""
     from mmdet.registry import HOOKS
     from mmdet.utils import register_all_modules
@@ -108,12 +108,18 @@ def test_small_demo_rows():
             built = HOOKS.build(cfg.default_hooks.dwa)
             assert type(built.rule).__name__ == 'DWA'
             assert built.rule.interval == 50
+        if cell.row == 'mgda':
+            built = HOOKS.build(cfg.default_hooks.mgda)
+            assert type(built.rule).__name__ == 'MGDA'
+            assert built.loss_paths == dict(cls=['rpn_head.loss_cls'],
+                                            reg=['rpn_head.loss_bbox'])
         if hook:
             iters = 12 * cfg.demo_data.num_train // \
                 cfg.train_dataloader.batch_size
             assert iters // hook['rule']['interval'] == 9
     assert heads == {'plain': None, 'alwa1': 'rpn_head',
-                     'alwa1_roi': 'roi_head.bbox_head', 'dwa': None}
+                     'alwa1_roi': 'roi_head.bbox_head', 'dwa': None,
+                     'mgda': None}
     assert table.cell('alwa1', 'small').baseline == 'plain'
 
 
