@@ -197,3 +197,21 @@ def test_other_baseline(folder, tmp_path):
         'seeds higher, p=0.035; worse) |' in md
     assert collect_table.main(['hand', '--tables', tables,
                                '--baseline', 'nope']) == 2
+
+
+def test_rows_keeps_the_named_rows_and_their_baseline(folder, tmp_path):
+    root, tables, paper = folder
+    out = str(tmp_path / 'noisy_only')
+    assert collect_table.main(['hand', '--work-dir', root, '--tables', tables,
+                               '--paper-values', paper, '--out', out,
+                               '--rows', 'noisy']) == 0
+    md = open(out + '.md').read()
+    assert '| Baseline |' in md and '| Up |' not in md and \
+        '| Broken |' not in md
+    # differences 1, -1, 3 (worked out above): p = 0.478
+    assert '| Noisy | 63.00 ± 3.46 (n=3) | +1.00 (paired +1.00: 2/3 ' \
+        'seeds higher, p=0.48; within noise) |' in md
+    assert {r['row'] for r in csv.DictReader(open(out + '.csv'))} == {
+        'base', 'noisy'}
+    assert collect_table.main(['hand', '--work-dir', root, '--tables', tables,
+                               '--rows', 'nope']) == 2

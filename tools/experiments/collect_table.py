@@ -547,11 +547,29 @@ def parse_args(argv=None):
     parser.add_argument('--baseline', default=None, metavar='ROW',
                         help='compare every cell with this row (same '
                         'column) instead of the table\'s baselines')
+    parser.add_argument('--rows', nargs='+', default=None, metavar='ROW',
+                        help='report only these rows (and their baselines)')
     parser.add_argument('--alpha', type=float, default=0.05,
                         help='significance level of the paired t-test')
     parser.add_argument('--weights', action='store_true',
                         help='also plot the logged loss weights')
     return parser.parse_args(argv)
+
+
+def select_rows(table, rows: List[str]) -> None:
+    """Keep only ``rows`` of ``table`` and the rows their cells are
+    compared with (``KeyError`` for a row the table does not have)."""
+    known = [r['key'] for r in table.rows]
+    unknown = [r for r in rows if r not in known]
+    if unknown:
+        raise KeyError(f'table {table.name} has no row {unknown}; its rows: '
+                       f'{known}')
+    keep = set(rows)
+    for cell in table.cells:
+        if cell.row in keep and cell.baseline:
+            keep.add(table.cell_by_key(cell.baseline).row)
+    table.rows = [r for r in table.rows if r['key'] in keep]
+    table.cells = [c for c in table.cells if c.row in keep]
 
 
 def main(argv=None) -> int:
@@ -568,6 +586,12 @@ def main(argv=None) -> int:
                 cell.baseline = None if base == cell.key else base
         except KeyError as e:
             print(f'error: --baseline: {e}', file=sys.stderr)
+            return 2
+    if args.rows is not None:
+        try:
+            select_rows(table, args.rows)
+        except KeyError as e:
+            print(f'error: --rows: {e}', file=sys.stderr)
             return 2
     paper = read_paper_values(args.paper_values, table.name) \
         if osp.exists(args.paper_values) else {}
