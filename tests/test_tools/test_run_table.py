@@ -88,7 +88,8 @@ def test_cell_configs_carry_their_overrides():
 
 def test_small_demo_rows():
     """Issue 19's table: plain, ALWA_1 on the RPN, ALWA_1 on the RoI head,
-    DWA and MGDA-UB on the RPN, all shortened to 12 epochs of 40 iterations (320 images, batch 8), so
+    ALWA_1 on the RPN with alpha_min = 0.5, DWA and MGDA-UB on the RPN, all
+    shortened to 12 epochs of 40 iterations (320 images, batch 8), so
     that ALWA's C = 50 still gives 9 complete windows (>= 8)."""
     from mmdet.registry import HOOKS
     from mmdet.utils import register_all_modules
@@ -108,6 +109,9 @@ def test_small_demo_rows():
             built = HOOKS.build(cfg.default_hooks.dwa)
             assert type(built.rule).__name__ == 'DWA'
             assert built.rule.interval == 50
+        if cell.row == 'alwa1_floor':
+            built = HOOKS.build(cfg.default_hooks.alwa)
+            assert (built.rule.alpha_min, built.rule.variant) == (0.5, 1)
         if cell.row == 'mgda':
             built = HOOKS.build(cfg.default_hooks.mgda)
             assert type(built.rule).__name__ == 'MGDA'
@@ -118,6 +122,7 @@ def test_small_demo_rows():
                 cfg.train_dataloader.batch_size
             assert iters // hook['rule']['interval'] == 9
     assert heads == {'plain': None, 'alwa1': 'rpn_head',
+                     'alwa1_floor': 'rpn_head',
                      'alwa1_roi': 'roi_head.bbox_head', 'dwa': None,
                      'mgda': None}
     assert table.cell('alwa1', 'small').baseline == 'plain'
