@@ -1,5 +1,5 @@
-"""The comparison balancers (and the loss-only rules over TorchJD: FAMO,
-RLW, GLS, IMTL-L, STCH) on real tiny detectors through mmengine's Runner:
+"""The comparison balancers (and the rules over TorchJD: FAMO, RLW, GLS,
+IMTL-L, STCH; the gradient aggregators under DDP) on real tiny detectors through mmengine's Runner:
 every method trains and checkpoints, resume continues the exact weight
 trajectory and rule state, and 2-rank gloo DDP keeps the rule state identical
 on both ranks. Faster R-CNN and RetinaNet alternate across the methods."""
@@ -43,7 +43,11 @@ RESUME_RUNS = {
 DDP_RUNS = {'dwa': RETINA, 'dtp': FRCNN, 'guided': RETINA,
             'uncertainty': FRCNN, 'gradnorm': RETINA, 'tdb': FRCNN,
             'famo': RETINA, 'rlw': RETINA, 'gls': RETINA, 'imtl_l': RETINA,
-            'stch': RETINA}
+            'stch': RETINA,
+            # the gradient aggregators (UPGrad and MGDA: test_gramian_ddp.py,
+            # against the ranks' own Gramians)
+            'pcgrad': RETINA, 'imtl_g': RETINA, 'aligned_mtl': RETINA,
+            'dualproj': RETINA, 'cagrad': RETINA}
 
 
 def _cfg(config, work_dir, data, iters, flip=True, rule=None, **kw):
