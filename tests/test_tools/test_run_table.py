@@ -159,7 +159,30 @@ GENERATED = [n for n in table_spec.table_names()
 
 
 def test_generated_tables():
-    assert GENERATED == ['study', 'small_demo', 'table1', 'table6']
+    assert GENERATED == ['study', 'study_per_class', 'small_demo', 'table1',
+                         'table6']
+
+
+def test_study_per_class_logs_per_class_ap_and_recall():
+    """Issue 19's per-class figures on raccoon: VOC mAP@0.5 as the study,
+    plus PerClassAPMetric; ALWA_1 (C = 30) and MGDA-UB on the RPN."""
+    from mmdet.registry import HOOKS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    table = table_spec.load_table('study_per_class')
+    rules = {}
+    for cell in table.cells:
+        cfg = table_spec.build_cell_config(table, cell, 'cpu', 0, '/tmp/x')
+        assert [e['type'] for e in cfg.val_evaluator] == [
+            'VOCMetric', 'PerClassAPMetric']
+        hooks = [h for h in cfg.default_hooks.values()
+                 if h and h['type'] == 'LossWeightingHook']
+        rules[cell.row] = [HOOKS.build(h).rule for h in hooks]
+    assert rules['baseline'] == []
+    (alwa,), (mgda,) = rules['alwa1'], rules['mgda']
+    assert (type(alwa).__name__, alwa.variant, alwa.interval) == \
+        ('ALWA', 1, 30)
+    assert type(mgda).__name__ == 'MGDA'
 
 
 @pytest.mark.parametrize('name', GENERATED)
