@@ -56,8 +56,9 @@ def test_locked_low_alpha_warns_once():
         'alwa: the cls loss (rpn_head.loss_cls) has been down-weighted to '
         'alpha = 0.25 times the reg loss (rpn_head.loss_bbox) for 3 '
         'consecutive windows (alpha < 0.3). On the RPN this can starve the '
-        'proposals of small objects; check their per-class AP and recall. '
-        'See docs/alwa.md, "Small objects".')
+        'proposals of small objects; check their per-class AP and recall, '
+        'or bound alpha with rule=dict(alpha_min=0.5). See docs/alwa.md, '
+        '"Small objects".')
 
 
 def test_alpha_above_threshold_does_not_warn():

@@ -55,7 +55,8 @@ class LowWeightWarning:
                 f'to alpha = {alpha:.4g} times the reg loss ({reg}) for '
                 f'{self.low} consecutive windows (alpha < {self.threshold:g}).'
                 f' On the RPN this can starve the proposals of small objects'
-                f'; check their per-class AP and recall. See docs/alwa.md, '
+                f'; check their per-class AP and recall, or bound alpha '
+                f'with rule=dict(alpha_min=0.5). See docs/alwa.md, '
                 f'"Small objects".')
 
 
