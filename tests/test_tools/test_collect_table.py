@@ -185,13 +185,19 @@ def test_weight_summary():
     assert flat['first_change_iter'] == '' and flat['n_changes'] == 0
 
 
-def test_other_baseline(folder, tmp_path):
+def _collect(folder, out, *options):
+    """Run the collector's command line on the hand-made table; its
+    Markdown."""
     root, tables, paper = folder
-    out = str(tmp_path / 'vs_up')
     assert collect_table.main(['hand', '--work-dir', root, '--tables', tables,
                                '--paper-values', paper, '--out', out,
-                               '--baseline', 'up']) == 0
-    md = open(out + '.md').read()
+                               *options]) == 0
+    return open(out + '.md').read()
+
+
+def test_other_baseline(folder, tmp_path):
+    root, tables, paper = folder
+    md = _collect(folder, str(tmp_path / 'vs_up'), '--baseline', 'up')
     # base vs up: 60-63, 62-66, 64-66 = -3, -4, -2
     assert '| Baseline | 62.00 ± 2.00 (n=3) | -3.00 (paired -3.00: 0/3 ' \
         'seeds higher, p=0.035; worse) |' in md
@@ -202,10 +208,7 @@ def test_other_baseline(folder, tmp_path):
 def test_rows_keeps_the_named_rows_and_their_baseline(folder, tmp_path):
     root, tables, paper = folder
     out = str(tmp_path / 'noisy_only')
-    assert collect_table.main(['hand', '--work-dir', root, '--tables', tables,
-                               '--paper-values', paper, '--out', out,
-                               '--rows', 'noisy']) == 0
-    md = open(out + '.md').read()
+    md = _collect(folder, out, '--rows', 'noisy')
     assert '| Baseline |' in md and '| Up |' not in md and \
         '| Broken |' not in md
     # differences 1, -1, 3 (worked out above): p = 0.478
