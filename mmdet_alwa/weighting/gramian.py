@@ -50,8 +50,8 @@ an FPN's :math:`10^5`-:math:`10^6` elements: traces of :math:`10^{-9}` to
 :math:`10^{-5}` in our detectors), so the rules hand TorchJD
 :math:`G / \operatorname{tr} G`. Every method here is positively
 homogeneous (its weights do not change when :math:`G` is scaled), so this
-changes nothing but the threshold. A zero Gramian (no gradient reached the
-representation) keeps the last weights, counted in ``num_fallbacks``.
+changes nothing but the threshold (a zero Gramian, when no gradient
+reached the representation, falls back as above).
 
 Host reads. The weights are computed on the Gramian's device; what TorchJD
 does there is its own: UPGrad, DualProj and CAGrad solve a small problem on
